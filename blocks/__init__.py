@@ -1,0 +1,8 @@
+"""Prefect blocks: the configuration deployments and the Prefect UI need.
+
+Each block mirrors a ``qops.config`` settings model and converts with ``to_settings()``.
+"""
+
+from blocks.mongodb import MongoDBConnection
+
+__all__ = ["MongoDBConnection"]

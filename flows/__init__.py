@@ -1,0 +1,1 @@
+"""Prefect flows that compose the tasks; ``prefect.yaml`` declares their deployments."""

@@ -1,0 +1,147 @@
+"""A local Prefect server (SQLite) for the demo and for running on one machine.
+
+Started as a detached ``prefect server start`` with ``PREFECT_HOME`` under the qops data
+directory; its pid and port are recorded in ``<data_dir>/prefect/server.json`` so later
+commands reuse it until ``stop()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from qops.errors import QopsError
+from qops.process import LOOPBACK, free_port, process_alive, reap
+
+
+class PrefectServerError(QopsError):
+    """The local Prefect server could not be started or stopped."""
+
+    def __init__(self, home: Path, reason: str) -> None:
+        self.home = home
+        self.reason = reason
+        super().__init__(f"local Prefect server in {home}: {reason}")
+
+
+@dataclass(frozen=True)
+class RunningPrefectServer:
+    """A running local Prefect server."""
+
+    pid: int
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The UI address."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The value for ``PREFECT_API_URL``."""
+        return f"{self.url}/api"
+
+
+def _healthy(api_url: str, timeout_s: float = 1.0) -> bool:
+    try:
+        return httpx.get(f"{api_url}/health", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class LocalPrefectServer:
+    """Starts, finds and stops a Prefect server whose files live in ``<data_dir>/prefect``."""
+
+    _MARKER = b"prefect"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.home = Path(data_dir).expanduser().resolve() / "prefect"
+        self.state_file = self.home / "server.json"
+        self.log_file = self.home / "server.log"
+
+    def environment(self) -> dict[str, str]:
+        """Environment for processes that run against this server."""
+        return {"PREFECT_HOME": str(self.home)}
+
+    def status(self) -> RunningPrefectServer | None:
+        """Return the running server, or ``None``."""
+        try:
+            raw = json.loads(self.state_file.read_text())
+            server = RunningPrefectServer(pid=int(raw["pid"]), port=int(raw["port"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not process_alive(server.pid, self._MARKER):
+            with contextlib.suppress(FileNotFoundError):
+                self.state_file.unlink()
+            return None
+        return server if _healthy(server.api_url) else None
+
+    def ensure_running(self, timeout_s: float = 90.0) -> RunningPrefectServer:
+        """Return the running server, starting one if none runs.
+
+        Raises:
+            PrefectServerError: The server did not become healthy within ``timeout_s``.
+        """
+        running = self.status()
+        if running is not None:
+            return running
+        self.home.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": "",
+        }
+        prefect_bin = Path(sys.executable).with_name("prefect")
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(
+                [str(prefect_bin), "server", "start", "--host", LOOPBACK, "--port", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+        server = RunningPrefectServer(pid=process.pid, port=port)
+        deadline = time.monotonic() + timeout_s
+        while not _healthy(server.api_url, timeout_s=0.5):
+            if process.poll() is not None:
+                raise PrefectServerError(
+                    self.home, f"exited with code {process.returncode}; see {self.log_file}"
+                )
+            if time.monotonic() > deadline:
+                os.killpg(process.pid, signal.SIGTERM)
+                raise PrefectServerError(
+                    self.home, f"not healthy within {timeout_s:g} s; see {self.log_file}"
+                )
+            time.sleep(0.2)
+        self.state_file.write_text(json.dumps({"pid": server.pid, "port": server.port}))
+        return server
+
+    def stop(self, timeout_s: float = 15.0) -> RunningPrefectServer | None:
+        """Stop the server (its whole process group); return what was stopped."""
+        server = self.status()
+        if server is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while process_alive(server.pid):
+            reap(server.pid)
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        with contextlib.suppress(FileNotFoundError):
+            self.state_file.unlink()
+        return server

@@ -1,0 +1,327 @@
+"""MongoDB access: client creation and the embedded MongoDB-wire-compatible server.
+
+All qops persistence goes through pymongo. When no URL is configured, qops starts (or
+reuses) an embedded server, the ``nx-27017`` package (MongoDB wire protocol on SQLite),
+as a detached child process on a free loopback port. Its files live in
+``<data_dir>/mongo``:
+
+- ``db/``: one SQLite file per logical database;
+- ``server.json``: pid, port and URL of the running server, so other processes reuse it;
+- ``server.lock``: held (``flock``) by the server process for its whole life, so two
+  servers can never serve the same files;
+- ``start.lock``: serialises concurrent starters;
+- ``server.log``: the server's own log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+from pymongo.database import Database
+from pymongo.errors import ConfigurationError as PyMongoConfigurationError
+from pymongo.errors import InvalidURI, PyMongoError
+from pymongo.uri_parser import parse_uri
+
+from qops.config import MongoSettings
+from qops.errors import ConfigurationError, DataDirError, EmbeddedMongoError, MongoUnavailableError
+from qops.process import LOOPBACK, free_port, port_is_free, process_alive, reap
+
+logger = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+"""A MongoDB document as pymongo returns it."""
+
+_MARKER = b"nx_27017"
+_CREDENTIALS = re.compile(r"(?P<scheme>mongodb(?:\+srv)?://)(?P<user>[^:@/]+):[^@/]*@")
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", url)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    # pymongo appends a long topology description after ", Timeout:"; the first part
+    # already names the cause (connection refused, DNS failure, ...).
+    return text.split(", Timeout:")[0].splitlines()[0]
+
+
+def connect(settings: MongoSettings) -> MongoClient[Document]:
+    """Return a client for the configured server, checked with ``ping``.
+
+    With no ``mongodb_url`` configured the embedded server is started or reused.
+
+    Raises:
+        ConfigurationError: The URL is malformed.
+        MongoUnavailableError: The server did not answer within ``mongodb_timeout_s``.
+        EmbeddedMongoError: The embedded server could not be started.
+    """
+    if settings.embedded:
+        url = EmbeddedMongo(settings.data_dir).ensure_running().url
+    else:
+        assert settings.mongodb_url is not None
+        url = settings.mongodb_url.get_secret_value().strip()
+        try:
+            parse_uri(url)
+        except (InvalidURI, PyMongoConfigurationError, ValueError) as e:
+            raise ConfigurationError("QOPS_MONGODB_URL", redact_url(url), str(e)) from e
+    timeout_ms = int(settings.mongodb_timeout_s * 1000)
+    client: MongoClient[Document] = MongoClient(
+        url,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        tz_aware=True,
+        uuidRepresentation="standard",
+    )
+    try:
+        client.admin.command("ping")
+    except PyMongoError as e:
+        client.close()
+        raise MongoUnavailableError(
+            redact_url(url), _first_line(e), settings.mongodb_timeout_s
+        ) from e
+    return client
+
+
+def database(settings: MongoSettings) -> Database[Document]:
+    """Return the configured database on a checked client (see :func:`connect`)."""
+    return connect(settings)[settings.mongodb_db]
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running embedded server as recorded in ``server.json``."""
+
+    pid: int
+    port: int
+    data_path: str
+
+    @property
+    def url(self) -> str:
+        """The ``mongodb://`` URL clients connect to."""
+        return f"mongodb://{LOOPBACK}:{self.port}/"
+
+
+def _ping(port: int, timeout_s: float = 1.0) -> bool:
+    client: MongoClient[Document] = MongoClient(
+        LOOPBACK, port, serverSelectionTimeoutMS=int(timeout_s * 1000), directConnection=True
+    )
+    try:
+        client.admin.command("ping")
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+    return True
+
+
+class EmbeddedMongo:
+    """Starts, finds and stops the embedded server whose files live in ``<data_dir>/mongo``.
+
+    Args:
+        data_dir: The qops data directory.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir).expanduser().resolve() / "mongo"
+        self.db_dir = self.root / "db"
+        self.state_file = self.root / "server.json"
+        self.server_lock = self.root / "server.lock"
+        self.start_lock = self.root / "start.lock"
+        self.log_file = self.root / "server.log"
+
+    def _prepare_dirs(self) -> None:
+        try:
+            self.db_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise DataDirError(str(self.root.parent), e.strerror or str(e)) from e
+
+    def _read_state(self) -> EmbeddedServer | None:
+        try:
+            raw = json.loads(self.state_file.read_text())
+            return EmbeddedServer(
+                pid=int(raw["pid"]), port=int(raw["port"]), data_path=str(raw["data_path"])
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("ignoring unreadable state file %s: %s", self.state_file, e)
+            return None
+
+    def _write_state(self, server: EmbeddedServer) -> None:
+        tmp = self.state_file.with_suffix(".json.tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "pid": server.pid,
+                    "port": server.port,
+                    "url": server.url,
+                    "data_path": server.data_path,
+                    "started_at": time.time(),
+                }
+            )
+        )
+        os.replace(tmp, self.state_file)
+
+    def _server_lock_held(self) -> bool:
+        """Whether some process holds ``server.lock`` (a server serves these files)."""
+        if not self.server_lock.exists():
+            return False
+        with open(self.server_lock, "a+") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
+
+    @contextlib.contextmanager
+    def _starting(self) -> Iterator[None]:
+        with open(self.start_lock, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def status(self) -> EmbeddedServer | None:
+        """Return the running server, or ``None`` if none answers.
+
+        A state file whose process is gone is stale and removed.
+        """
+        server = self._read_state()
+        if server is None:
+            return None
+        if not process_alive(server.pid, _MARKER):
+            logger.info("removing stale %s (pid %d is gone)", self.state_file, server.pid)
+            with contextlib.suppress(FileNotFoundError):
+                self.state_file.unlink()
+            return None
+        if not _ping(server.port):
+            return None
+        return server
+
+    def ensure_running(self, port: int | None = None, timeout_s: float = 30.0) -> EmbeddedServer:
+        """Return the running server, starting one if none runs.
+
+        Args:
+            port: Port to listen on; default a free loopback port. Ignored when a server
+                already runs.
+            timeout_s: How long to wait for a new server to answer ``ping``.
+
+        Raises:
+            DataDirError: The data directory is not writable.
+            EmbeddedMongoError: The port is taken, another server holds the files without
+                answering, or the server did not come up.
+        """
+        self._prepare_dirs()
+        with self._starting():
+            running = self.status()
+            if running is not None:
+                return running
+            if self._server_lock_held():
+                recorded = self._read_state()
+                where = f" (pid {recorded.pid})" if recorded else ""
+                raise EmbeddedMongoError(
+                    str(self.root),
+                    f"another server process{where} holds {self.server_lock} but does not "
+                    "answer; stop it (qops mongo stop) before starting a new one",
+                )
+            return self._spawn(port, timeout_s)
+
+    def _spawn(self, port: int | None, timeout_s: float) -> EmbeddedServer:
+        if port is None:
+            port = free_port()
+        elif not port_is_free(port):
+            raise EmbeddedMongoError(
+                str(self.root), f"port {port} on {LOOPBACK} is already in use by another process"
+            )
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "qops._embedded_server",
+                    str(self.root),
+                    LOOPBACK,
+                    str(port),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            code = process.poll()
+            if code is not None:
+                raise EmbeddedMongoError(
+                    str(self.root),
+                    f"server exited with code {code} before answering; last log lines: "
+                    f"{self._log_tail()}",
+                )
+            if _ping(port, timeout_s=0.2):
+                server = EmbeddedServer(pid=process.pid, port=port, data_path=str(self.db_dir))
+                self._write_state(server)
+                logger.info("embedded MongoDB started at %s (pid %d)", server.url, server.pid)
+                return server
+            time.sleep(0.05)
+        process.terminate()
+        raise EmbeddedMongoError(
+            str(self.root), f"server did not answer ping within {timeout_s:g} s: {self._log_tail()}"
+        )
+
+    def _log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def stop(self, timeout_s: float = 10.0) -> EmbeddedServer | None:
+        """Stop the running server; return what was stopped, or ``None`` if none ran.
+
+        Raises:
+            EmbeddedMongoError: The server did not exit within ``timeout_s``.
+        """
+        if not self.root.exists():
+            return None
+        with self._starting():
+            server = self._read_state()
+            if server is None or not process_alive(server.pid, _MARKER):
+                with contextlib.suppress(FileNotFoundError):
+                    self.state_file.unlink()
+                return None
+            os.kill(server.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while process_alive(server.pid, _MARKER):
+                if time.monotonic() > deadline:
+                    raise EmbeddedMongoError(
+                        str(self.root),
+                        f"server pid {server.pid} did not exit within {timeout_s:g} s of SIGTERM",
+                    )
+                reap(server.pid)
+                time.sleep(0.05)
+            with contextlib.suppress(FileNotFoundError):
+                self.state_file.unlink()
+            logger.info("embedded MongoDB pid %d stopped", server.pid)
+            return server

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers adding retries, caching, hooks and logging to qops functions."""
