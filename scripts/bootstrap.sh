@@ -32,8 +32,15 @@ fi
 stamp=".venv/.qops-installed${extras}"
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-        -c constraints.txt -e ".${extras}"
+    echo "installing qops${extras} into .venv (first run only; log: .venv/install.log)" >&2
+    if ! {
+        .venv/bin/python -m pip install --disable-pip-version-check --upgrade "pip>=24" \
+            && .venv/bin/python -m pip install --disable-pip-version-check \
+                -c constraints.txt -e ".${extras}"
+    } >.venv/install.log 2>&1; then
+        tail -n 30 .venv/install.log >&2
+        echo "installation failed; full log: .venv/install.log" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi

@@ -10,7 +10,7 @@ from qops.mongo import database
 from qops.timeutil import utc_now
 
 
-@task(retries=2, retry_delay_seconds=[1, 3], timeout_seconds=60)
+@task(name="record-smoke-run", retries=2, retry_delay_seconds=[1, 3], timeout_seconds=60)
 def record_smoke_run(settings: MongoSettings) -> int:
     """Record this flow run in ``smoke_runs`` and return how many are recorded."""
     db = database(settings)
