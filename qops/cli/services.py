@@ -1,0 +1,117 @@
+"""Background services the demo starts as child processes, each with a readiness probe."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+
+from qops.errors import QopsError
+
+
+class ServiceStartError(QopsError):
+    """A background service did not become ready."""
+
+    def __init__(self, name: str, reason: str, log_file: Path) -> None:
+        self.name = name
+        self.reason = reason
+        self.log_file = log_file
+        super().__init__(f"{name} did not start: {reason} (log: {log_file})")
+
+
+def tcp_ready(host: str, port: int) -> Callable[[], bool]:
+    """A probe that is true once ``host:port`` accepts TCP connections."""
+
+    def probe() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex((host, port)) == 0
+
+    return probe
+
+
+def http_ready(url: str) -> Callable[[], bool]:
+    """A probe that is true once ``url`` answers with a 2xx status."""
+
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=0.5).is_success
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+class Service:
+    """A child process with a log file, started and stopped as a unit.
+
+    Args:
+        name: Shown in messages.
+        argv: The command line.
+        log_file: Where the child's stdout and stderr go.
+        ready: Probe polled until true after start.
+        env: Extra environment variables.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_file: Path,
+        ready: Callable[[], bool],
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_file = log_file
+        self.ready = ready
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Start the process and wait until its probe is true.
+
+        Raises:
+            ServiceStartError: The process exited or did not become ready in time.
+        """
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            code = self.process.poll()
+            if code is not None:
+                raise ServiceStartError(self.name, f"exited with code {code}", self.log_file)
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceStartError(
+                    self.name, f"not ready within {timeout_s:g} s", self.log_file
+                )
+            time.sleep(0.1)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the process group: SIGTERM, then SIGKILL after ``timeout_s``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=timeout_s)
