@@ -230,8 +230,8 @@ class MeasurementContext:
                             saver.add_result(*zip(columns, arrays, strict=True))
                             data.append(arrays)
                     run_id, guid = saver.run_id, saver.dataset.guid
-                except sqlite3.Error as e:
-                    raise MeasurementDatabaseError(self.db_path, str(e)) from e
+                except (sqlite3.Error, RuntimeError) as e:
+                    raise _database_error(self.db_path, e) from e
         logger.info("%s on %s recorded as QCoDeS run %d (%s)", step, target, run_id, guid)
         return _Recording(run_id=run_id, guid=guid, data=data)
 
@@ -284,12 +284,25 @@ def _connection(path: Path) -> Iterator[AtomicConnection]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(path)
-    except (sqlite3.Error, OSError) as e:
-        raise MeasurementDatabaseError(path, str(e)) from e
+    except (sqlite3.Error, OSError, RuntimeError) as e:
+        raise _database_error(path, e) from e
     try:
         yield conn
     finally:
         conn.close()
+
+
+def _database_error(path: Path, error: Exception) -> Exception:
+    """Name the database for a SQLite failure; QCoDeS wraps some in ``RuntimeError``.
+
+    Returns ``error`` itself when neither it nor its causes come from SQLite or the OS.
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, sqlite3.Error | OSError):
+            return MeasurementDatabaseError(path, str(cause))
+        cause = cause.__cause__
+    return error
 
 
 @dataclass(frozen=True)
