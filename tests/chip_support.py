@@ -20,30 +20,31 @@ TOPOLOGY = [[0, 1], [1, 2]]
 
 
 class TagRecorder(Instrument):
-    """A ``qh_meta`` instrument: static and dynamic tags and attributes in its snapshot."""
+    """A ``qh_meta`` instrument: static and dynamic tags and attributes in its snapshot.
+
+    The values live in the parameters' caches, because a QCoDeS measurement snapshots
+    its station without reading parameters again.
+    """
 
     def __init__(self, name: str = "qh_meta", static_tags: list[str] | None = None) -> None:
         super().__init__(name)
         self.static_tags = list(static_tags or [])
-        self._tags: list[str] = []
-        self._attributes: dict[str, str] = {}
-        self.add_parameter(
-            "tags", get_cmd=lambda: sorted({*self.static_tags, *self._tags}), set_cmd=False
-        )
-        self.add_parameter("attributes", get_cmd=lambda: dict(self._attributes), set_cmd=False)
+        self.tags = self.add_parameter("tags", get_cmd=None, set_cmd=None)
+        self.attributes = self.add_parameter("attributes", get_cmd=None, set_cmd=None)
+        self.reset()
 
     def get_idn(self) -> dict[str, str | None]:
         return {"vendor": "tests", "model": "TagRecorder", "serial": None, "firmware": None}
 
     def reset(self) -> None:
-        self._tags = []
-        self._attributes = {}
+        self.tags.set(sorted(self.static_tags))
+        self.attributes.set({})
 
     def add_tags(self, tags: list[str]) -> None:
-        self._tags.extend(tags)
+        self.tags.set(sorted({*self.tags.get(), *tags}))
 
     def add_attributes(self, attributes: dict[str, str]) -> None:
-        self._attributes.update(attributes)
+        self.attributes.set({**self.attributes.get(), **attributes})
 
 
 @contextlib.contextmanager
