@@ -48,9 +48,9 @@ class TagRecorder(Instrument):
 
 
 @contextlib.contextmanager
-def open_chip(name: str = "chip", seed: int = SEED, n_qubits: int = 3) -> Iterator[SimulatedChip]:
-    """A chip that is closed (its QCoDeS name freed) afterwards."""
-    chip = SimulatedChip(name, n_qubits, TOPOLOGY, seed=seed)
+def open_chip(name: str = "chip", seed: int = SEED, epoch: int = 0) -> Iterator[SimulatedChip]:
+    """A chip of three qubits that is closed (its QCoDeS name freed) afterwards."""
+    chip = SimulatedChip(name, 3, TOPOLOGY, seed=seed, epoch=epoch)
     try:
         yield chip
     finally:

@@ -273,7 +273,16 @@ def fit_exponential_decay(times: FloatArray, signal: FloatArray, what: str) -> D
         (time0 / scale, amplitude0, offset0),
         bounds=((step / (2 * scale), -2, -1), (100, 2, 2)),
     )
-    _require_significant(amplitude, f"{what} decay amplitude")
+    if amplitude.significance < MIN_SIGNIFICANCE:
+        residual = signal - _decay(times, time.value * scale, amplitude.value, offset.value)
+        edge = max(3, times.size // 5)
+        change = abs(float(np.mean(signal[:edge]) - np.mean(signal[-edge:])))
+        if change > MIN_SIGNIFICANCE * float(np.std(residual)) * np.sqrt(2 / edge):
+            raise FitProblem(
+                f"the signal is still decaying at the end of the sweep ({longest:.3g} s): "
+                f"{what} cannot be resolved, sweep longer"
+            )
+        _require_significant(amplitude, f"{what} decay amplitude")
     result = Estimate(time.value * scale, time.error * scale)
     if result.value > 3 * longest:
         raise FitProblem(

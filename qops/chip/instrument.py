@@ -419,16 +419,28 @@ class SimulatedChip(Instrument):
         topology: Coupled pairs as qubit indices, e.g. ``[[0, 1], [1, 2]]`` (order inside
             a pair does not matter).
         seed: Seed of every random draw: hidden values, drift and measurement noise.
+        epoch: Start this many drift steps after the seed's initial values, as if
+            :meth:`drift` had been called ``epoch`` times. A process that builds the chip
+            afresh for each calibration (a Prefect worker does) passes the number of
+            calibration intervals elapsed, so hidden values and noise move on between
+            runs while staying a function of ``(seed, epoch)``.
 
     Raises:
-        TopologyError: ``n_qubits`` < 1, or a pair names a qubit outside the chip, a qubit
-            twice, or appears twice.
+        TopologyError: ``n_qubits`` < 1, a negative ``epoch``, or a pair names a qubit
+            outside the chip, a qubit twice, or appears twice.
     """
 
     def __init__(
-        self, name: str, n_qubits: int, topology: Sequence[Sequence[int]], seed: int
+        self,
+        name: str,
+        n_qubits: int,
+        topology: Sequence[Sequence[int]],
+        seed: int,
+        epoch: int = 0,
     ) -> None:
         pairs = _check_topology(n_qubits, topology)
+        if epoch < 0:
+            raise TopologyError(n_qubits, topology, f"drift epoch must be >= 0, got {epoch}")
         super().__init__(name)
         self.seed = seed
         self._lock = threading.Lock()
@@ -487,6 +499,7 @@ class SimulatedChip(Instrument):
             len(pairs),
             seed,
         )
+        self.drift(epoch)
 
     def get_idn(self) -> dict[str, str | None]:
         """Identify the simulated chip (no hardware to ask)."""
@@ -570,7 +583,8 @@ class SimulatedChip(Instrument):
                     step = _revert(pair_truth.cz_fidelity, start) + rng.normal(0, 1e-3)
                     cz = float(np.clip(pair_truth.cz_fidelity + step, 0.9, 0.999))
                     self._pair_truth[pid] = PairTruth(cz_fidelity=cz)
-        logger.info("chip %s drifted to epoch %d", self.name, self._epoch)
+        if steps:
+            logger.info("chip %s drifted to epoch %d", self.name, self._epoch)
 
     def noise_generator(self, index: int, signal: int, pair: bool = False) -> np.random.Generator:
         """Return the generator of the next acquisition of ``signal`` on qubit/pair ``index``."""
@@ -578,7 +592,8 @@ class SimulatedChip(Instrument):
         with self._lock:
             count = self._draws.get(key, 0)
             self._draws[key] = count + 1
-        return self._generator(_Stream.NOISE, key[0], signal, count)
+            epoch = self._epoch
+        return self._generator(_Stream.NOISE, epoch, key[0], signal, count)
 
     def _generator(self, *key: int) -> np.random.Generator:
         return np.random.Generator(

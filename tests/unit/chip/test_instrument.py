@@ -56,21 +56,28 @@ def test_simulated_chip_noise_of_a_qubit_independent_of_other_qubits_calls() -> 
 
 
 def test_simulated_chip_repeated_measurement_new_noise() -> None:
-    with open_chip() as chip:
+    with open_chip() as chip, open_chip("later", epoch=1) as later:
         first, second = _traces(chip, "Q0"), _traces(chip, "Q0")
+        next_epoch = _traces(later, "Q0")
     assert not np.array_equal(first[1], second[1])
+    assert not np.array_equal(first[3], next_epoch[3])
 
 
 def test_simulated_chip_drift_small_deterministic_steps() -> None:
-    with open_chip("first") as first, open_chip("second") as second:
+    with (
+        open_chip("first") as first,
+        open_chip("second") as second,
+        open_chip("third", epoch=3) as third,
+    ):
         before = first.truth("Q0")
         first.drift(3)
         second.drift(1)
         second.drift(2)
         after = first.truth("Q0")
-        assert first.epoch == second.epoch == 3
-        assert after == second.truth("Q0")
-        assert first.pair_truth("Q0-Q1") == second.pair_truth("Q0-Q1")
+        assert first.epoch == second.epoch == third.epoch == 3
+        assert after == second.truth("Q0") == third.truth("Q0")
+        assert first.pair_truth("Q0-Q1") == second.pair_truth("Q0-Q1") == third.pair_truth("Q0-Q1")
+        np.testing.assert_array_equal(_traces(first, "Q0")[1], _traces(third, "Q0")[1])
     assert after != before
     assert abs(after.qubit_frequency - before.qubit_frequency) < 500e3
     assert after.t1 == pytest.approx(before.t1, rel=0.5)

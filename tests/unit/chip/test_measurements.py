@@ -6,6 +6,7 @@ import pytest
 from qops.chip import (
     CALIBRATION_STEPS,
     PARAMETER_UNITS,
+    DecaySettings,
     FitError,
     FrequencySettings,
     InvalidInputError,
@@ -210,3 +211,13 @@ def test_measurement_context_metadata_instrument_cannot_tag_raises(
         pytest.raises(MetadataInstrumentError, match="needs reset"),
     ):
         MeasurementContext(chip, not_tagging, tmp_path / "c.db")
+
+
+def test_check_t1_sweep_much_shorter_than_t1_raises_fit_error(
+    context: MeasurementContext, chip: SimulatedChip
+) -> None:
+    truth = chip.truth("Q1")
+    inputs = {"qubit_frequency": truth.qubit_frequency, "pi_amplitude": truth.pi_amplitude}
+    reason = r"CheckT1 on Q1: fit failed: the signal is still decaying at the end of the sweep"
+    with pytest.raises(FitError, match=reason):
+        check_t1(context, "Q1", inputs, DecaySettings(max_delay=5e-6, points=21))
