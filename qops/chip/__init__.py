@@ -21,13 +21,7 @@ from qops.chip.instrument import SimulatedChip, SimulatedPair, SimulatedQubit, p
 from qops.chip.measurements import (
     METADATA_INSTRUMENT_NAME,
     STEP_FUNCTIONS,
-    BenchmarkingSettings,
-    DecaySettings,
-    FrequencySettings,
     MeasurementContext,
-    RabiSettings,
-    RamseySettings,
-    ReadoutSettings,
     StepFunction,
     TagInstrument,
     check_cz,
@@ -40,6 +34,14 @@ from qops.chip.measurements import (
     run_step,
 )
 from qops.chip.models import FittedValue, MeasurementResult, PairTruth, QubitTruth
+from qops.chip.settings import (
+    BenchmarkingSettings,
+    DecaySettings,
+    FrequencySettings,
+    RabiSettings,
+    RamseySettings,
+    ReadoutSettings,
+)
 from qops.chip.steps import (
     CALIBRATION_STEPS,
     PARAMETER_UNITS,

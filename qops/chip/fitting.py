@@ -82,23 +82,31 @@ def fit_curve(
 def _scan(
     x: FloatArray,
     y: FloatArray,
-    basis: Callable[..., FloatArray],
+    basis: Callable[..., Sequence[FloatArray]],
     grid: Iterable[tuple[float, ...]],
 ) -> tuple[tuple[float, ...], FloatArray]:
     """Return the grid point (and its linear coefficients) with the least squared residual.
 
-    ``basis(x, *theta)`` returns the columns the data is a linear combination of.
+    ``basis(x, *theta)`` returns the columns the data is a linear combination of. It is
+    called once, with ``x`` as a row and each parameter as a column over the grid, so all
+    grid points are built and solved at once (batched normal equations).
     """
-    best: tuple[float, tuple[float, ...], FloatArray] | None = None
-    for theta in grid:
-        columns = basis(x, *theta)
-        coefficients, *_ = np.linalg.lstsq(columns, y, rcond=None)
-        residual = float(np.sum((columns @ coefficients - y) ** 2))
-        if best is None or residual < best[0]:
-            best = (residual, theta, np.asarray(coefficients, dtype=np.float64))
-    if best is None:
+    thetas = np.asarray(list(grid), dtype=np.float64)
+    if thetas.size == 0:
         raise FitProblem("no starting point: the scan grid is empty")
-    return best[1], best[2]
+    parts = basis(x[None, :], *(thetas[:, i, None] for i in range(thetas.shape[1])))
+    columns = np.stack(np.broadcast_arrays(*parts), axis=-1)
+    transposed = columns.transpose(0, 2, 1)
+    normal = transposed @ columns
+    # A tiny ridge keeps near-degenerate columns solvable (a decay much slower than the
+    # sweep looks like the offset).
+    ridge = 1e-12 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(normal.shape[1])
+    coefficients = np.linalg.solve(normal + ridge, (transposed @ y)[..., None])
+    residuals = np.sum(((columns @ coefficients)[..., 0] - y) ** 2, axis=1)
+    best = int(np.argmin(residuals))
+    return tuple(float(v) for v in thetas[best]), np.asarray(
+        coefficients[best, :, 0], dtype=np.float64
+    )
 
 
 def _require_significant(estimate: Estimate, what: str) -> None:
@@ -147,8 +155,8 @@ def fit_lorentzian_dip(frequencies: FloatArray, signal: FloatArray) -> DipFit:
     # Scale to MHz-like units so the optimiser works with numbers near 1.
     x = (frequencies - low) / span
 
-    def basis(xs: FloatArray, center: float, width: float) -> FloatArray:
-        return np.stack([np.ones_like(xs), -physics.lorentzian(xs, center, width)], axis=1)
+    def basis(xs: FloatArray, center: FloatArray, width: FloatArray) -> list[FloatArray]:
+        return [np.ones_like(xs), -(width**2) / ((xs - center) ** 2 + width**2)]
 
     (center0, width0), (offset0, depth0) = _scan(
         x, signal, basis, itertools.product(x[1:-1], widths / span)
@@ -206,8 +214,8 @@ def fit_rabi(amplitudes: FloatArray, population: FloatArray) -> RabiFit:
     top = float(amplitudes.max())
     step = top / max(amplitudes.size - 1, 1)
 
-    def basis(a: FloatArray, pi_amplitude: float) -> FloatArray:
-        return np.stack([np.ones_like(a), np.sin(np.pi * a / (2 * pi_amplitude)) ** 2], axis=1)
+    def basis(a: FloatArray, pi_amplitude: FloatArray) -> list[FloatArray]:
+        return [np.ones_like(a), np.sin(np.pi * a / (2 * pi_amplitude)) ** 2]
 
     (pi0,), (offset0, contrast0) = _scan(
         amplitudes, population, basis, ((p,) for p in np.linspace(2 * step, top, 200))
@@ -259,8 +267,8 @@ def fit_exponential_decay(times: FloatArray, signal: FloatArray, what: str) -> D
     longest = float(times.max())
     step = longest / max(times.size - 1, 1)
 
-    def basis(t: FloatArray, time: float) -> FloatArray:
-        return np.stack([np.ones_like(t), np.exp(-t / time)], axis=1)
+    def basis(t: FloatArray, time: FloatArray) -> list[FloatArray]:
+        return [np.ones_like(t), np.exp(-t / time)]
 
     (time0,), (offset0, amplitude0) = _scan(
         times, signal, basis, ((tau,) for tau in np.geomspace(step, 10 * longest, 120))
@@ -333,12 +341,10 @@ def fit_ramsey(times: FloatArray, population: FloatArray) -> RamseyFit:
     )
     decays = np.geomspace(5 * step, 5 * longest, 20)
 
-    def basis(t: FloatArray, frequency: float, decay: float) -> FloatArray:
+    def basis(t: FloatArray, frequency: FloatArray, decay: FloatArray) -> list[FloatArray]:
         envelope = np.exp(-t / decay)
         phase = 2 * np.pi * frequency * t
-        return np.stack(
-            [np.ones_like(t), envelope * np.cos(phase), envelope * np.sin(phase)], axis=1
-        )
+        return [np.ones_like(t), envelope * np.cos(phase), envelope * np.sin(phase)]
 
     (f0, decay0), (offset0, c, s) = _scan(
         times, population, basis, itertools.product(frequencies, decays)
@@ -388,8 +394,8 @@ def fit_benchmarking_decay(lengths: FloatArray, survival: FloatArray) -> Benchma
         FitProblem: No significant decay, or the decay per layer is not well defined.
     """
 
-    def basis(m: FloatArray, decay: float) -> FloatArray:
-        return np.stack([np.ones_like(m), decay**m], axis=1)
+    def basis(m: FloatArray, decay: FloatArray) -> list[FloatArray]:
+        return [np.ones_like(m), decay**m]
 
     (decay0,), (offset0, amplitude0) = _scan(
         lengths, survival, basis, ((p,) for p in np.linspace(0.5, 0.9999, 400))
