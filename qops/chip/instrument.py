@@ -32,6 +32,7 @@ from qops.chip import physics
 from qops.chip.errors import TopologyError, UnknownPairError, UnknownQubitError
 from qops.chip.models import PairTruth, QubitTruth
 from qops.chip.physics import FloatArray
+from qops.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -426,8 +427,9 @@ class SimulatedChip(Instrument):
             runs while staying a function of ``(seed, epoch)``.
 
     Raises:
-        TopologyError: ``n_qubits`` < 1, a negative ``epoch``, or a pair names a qubit
-            outside the chip, a qubit twice, or appears twice.
+        TopologyError: ``n_qubits`` < 1, or a pair names a qubit outside the chip, a qubit
+            twice, or appears twice.
+        ConfigurationError: ``epoch`` is negative.
     """
 
     def __init__(
@@ -440,7 +442,7 @@ class SimulatedChip(Instrument):
     ) -> None:
         pairs = _check_topology(n_qubits, topology)
         if epoch < 0:
-            raise TopologyError(n_qubits, topology, f"drift epoch must be >= 0, got {epoch}")
+            raise ConfigurationError("epoch", str(epoch), "a drift epoch is a count, >= 0")
         super().__init__(name)
         self.seed = seed
         self._lock = threading.Lock()
@@ -569,9 +571,12 @@ class SimulatedChip(Instrument):
         Each value takes a mean-reverting random step around its initial value: qubit
         frequency about 20 kHz, readout frequency 5 kHz, π amplitude 0.5 %, coherence
         times 5 %, fidelities a few 1e-3. The path depends only on the seed.
+
+        Raises:
+            ConfigurationError: ``steps`` is negative.
         """
         if steps < 0:
-            raise ValueError(f"drift steps must be >= 0, got {steps}")
+            raise ConfigurationError("steps", str(steps), "a drift is a count of steps, >= 0")
         with self._lock:
             for _ in range(steps):
                 self._epoch += 1

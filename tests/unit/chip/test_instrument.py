@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from qops.chip import SimulatedChip, TopologyError, UnknownPairError, UnknownQubitError
+from qops.errors import ConfigurationError
 from tests.chip_support import SEED, open_chip
 
 
@@ -99,6 +100,14 @@ def test_simulated_chip_bad_topology_raises_topology_error(
 ) -> None:
     with pytest.raises(TopologyError, match=reason):
         SimulatedChip("bad", n_qubits, topology, seed=1)
+
+
+def test_simulated_chip_negative_drift_raises_configuration_error(chip: SimulatedChip) -> None:
+    with pytest.raises(ConfigurationError, match="steps='-1'"):
+        chip.drift(-1)
+    with pytest.raises(ConfigurationError, match="epoch='-2'"):
+        SimulatedChip("early", 2, [], seed=1, epoch=-2)
+    assert chip.epoch == 0
 
 
 def test_simulated_chip_unknown_qubit_raises_naming_qubit_and_known(chip: SimulatedChip) -> None:
