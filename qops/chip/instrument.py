@@ -22,10 +22,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 from qcodes import validators
-from qcodes.instrument import Instrument, InstrumentChannel
+from qcodes.instrument import Instrument, InstrumentBase, InstrumentChannel
 from qcodes.parameters import Parameter
 
 from qops.chip import physics
@@ -120,93 +121,48 @@ class SimulatedQubit(InstrumentChannel["SimulatedChip"]):
         super().__init__(parent, qubit_id(index))
         self.index = index
         frequency = validators.Numbers(1e9, 20e9)
-        self.design_qubit_frequency: Parameter = self.add_parameter(
-            "design_qubit_frequency",
-            label="Design qubit frequency",
-            unit="Hz",
-            get_cmd=lambda: design_qubit_frequency,
-            set_cmd=False,
-            vals=frequency,
+        self.design_qubit_frequency = _constant(
+            self, "design_qubit_frequency", "Design qubit frequency", "Hz", design_qubit_frequency
         )
-        self.design_readout_frequency: Parameter = self.add_parameter(
+        self.design_readout_frequency = _constant(
+            self,
             "design_readout_frequency",
-            label="Design readout frequency",
-            unit="Hz",
-            get_cmd=lambda: design_readout_frequency,
-            set_cmd=False,
-            vals=frequency,
+            "Design readout frequency",
+            "Hz",
+            design_readout_frequency,
         )
-        self.drive_frequency: Parameter = self.add_parameter(
-            "drive_frequency",
-            label="Drive frequency",
-            unit="Hz",
-            initial_value=design_qubit_frequency,
-            get_cmd=None,
-            set_cmd=None,
-            vals=frequency,
+        self.drive_frequency = _setting(
+            self, "drive_frequency", "Drive frequency", "Hz", design_qubit_frequency, frequency
         )
-        self.drive_amplitude: Parameter = self.add_parameter(
-            "drive_amplitude",
-            label="Drive pulse amplitude",
-            unit="V",
-            initial_value=0.0,
-            get_cmd=None,
-            set_cmd=None,
-            vals=validators.Numbers(0, 2),
+        self.drive_amplitude = _setting(
+            self, "drive_amplitude", "Drive pulse amplitude", "V", 0.0, validators.Numbers(0, 2)
         )
-        self.readout_frequency: Parameter = self.add_parameter(
+        self.readout_frequency = _setting(
+            self,
             "readout_frequency",
-            label="Readout frequency",
-            unit="Hz",
-            initial_value=design_readout_frequency,
-            get_cmd=None,
-            set_cmd=None,
-            vals=frequency,
+            "Readout frequency",
+            "Hz",
+            design_readout_frequency,
+            frequency,
         )
-        self.delay: Parameter = self.add_parameter(
-            "delay",
-            label="Free evolution time",
-            unit="s",
-            initial_value=0.0,
-            get_cmd=None,
-            set_cmd=None,
-            vals=validators.Numbers(0, 10e-3),
+        self.delay = _setting(
+            self, "delay", "Free evolution time", "s", 0.0, validators.Numbers(0, 10e-3)
         )
-        self.prepared_state: Parameter = self.add_parameter(
-            "prepared_state",
-            label="Prepared basis state",
-            unit="",
-            initial_value=0,
-            get_cmd=None,
-            set_cmd=None,
-            vals=validators.Ints(0, 1),
+        self.prepared_state = _setting(
+            self, "prepared_state", "Prepared basis state", "", 0, validators.Ints(0, 1)
         )
-        self.shot: Parameter = self.add_parameter(
-            "shot",
-            label="Shot index",
-            unit="",
-            initial_value=0,
-            get_cmd=None,
-            set_cmd=None,
-            vals=validators.Ints(0),
+        self.shot = _setting(self, "shot", "Shot index", "", 0, validators.Ints(0))
+        self.resonator_response = _signal(
+            self, "resonator_response", "Transmitted readout amplitude", "V"
         )
-        self.resonator_response: Parameter = self._signal(
-            "resonator_response", "Transmitted readout amplitude", "V"
+        self.spectroscopy_response = _signal(
+            self, "spectroscopy_response", "Readout amplitude under qubit drive", "V"
         )
-        self.spectroscopy_response: Parameter = self._signal(
-            "spectroscopy_response", "Readout amplitude under qubit drive", "V"
+        self.excited_population = _signal(
+            self, "excited_population", "Excited-state population", ""
         )
-        self.excited_population: Parameter = self._signal(
-            "excited_population", "Excited-state population", ""
-        )
-        self.readout_i: Parameter = self._signal("readout_i", "Single-shot I quadrature", "V")
-        self.readout_q: Parameter = self._signal("readout_q", "Single-shot Q quadrature", "V")
-
-    def _signal(self, name: str, label: str, unit: str) -> Parameter:
-        """Add a measured signal: recorded by measurements, not read point by point."""
-        return self.add_parameter(
-            name, label=label, unit=unit, get_cmd=False, set_cmd=False, snapshot_value=False
-        )
+        self.readout_i = _signal(self, "readout_i", "Single-shot I quadrature", "V")
+        self.readout_q = _signal(self, "readout_q", "Single-shot Q quadrature", "V")
 
     def _knobs(self) -> tuple[float, float]:
         return float(self.drive_frequency.get()), float(self.drive_amplitude.get())
@@ -367,22 +323,16 @@ class SimulatedPair(InstrumentChannel["SimulatedChip"]):
         self.index = index
         self.pair_id = pair_id(first.index, second.index)
         self.qubits = (first, second)
-        self.sequence_length: Parameter = self.add_parameter(
+        self.sequence_length = _setting(
+            self,
             "sequence_length",
-            label="Benchmarking sequence length",
-            unit="",
-            initial_value=1,
-            get_cmd=None,
-            set_cmd=None,
-            vals=validators.Ints(0, 100_000),
+            "Benchmarking sequence length",
+            "",
+            1,
+            validators.Ints(0, 100_000),
         )
-        self.survival_probability: Parameter = self.add_parameter(
-            "survival_probability",
-            label="Return probability to |00>",
-            unit="",
-            get_cmd=False,
-            set_cmd=False,
-            snapshot_value=False,
+        self.survival_probability = _signal(
+            self, "survival_probability", "Return probability to |00>", ""
         )
 
     def acquire_benchmarking(self, lengths: IntArray) -> FloatArray:
@@ -449,21 +399,11 @@ class SimulatedChip(Instrument):
         self._epoch = 0
         self._draws: dict[tuple[int, int], int] = {}
 
-        self.shots: Parameter = self.add_parameter(
-            "shots",
-            label="Shots per point",
-            unit="",
-            initial_value=DEFAULT_SHOTS,
-            get_cmd=None,
-            set_cmd=None,
-            vals=validators.Ints(1, 1_000_000),
+        self.shots = _setting(
+            self, "shots", "Shots per point", "", DEFAULT_SHOTS, validators.Ints(1, 1_000_000)
         )
-        self.pulse_duration: Parameter = self.add_parameter(
-            "pulse_duration",
-            label="Drive pulse duration",
-            unit="s",
-            get_cmd=lambda: PULSE_DURATION_S,
-            set_cmd=False,
+        self.pulse_duration = _constant(
+            self, "pulse_duration", "Drive pulse duration", "s", PULSE_DURATION_S
         )
 
         rng = self._generator(_Stream.TRUTH)
@@ -604,6 +544,38 @@ class SimulatedChip(Instrument):
         return np.random.Generator(
             np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=key))
         )
+
+
+def _setting(
+    owner: InstrumentBase,
+    name: str,
+    label: str,
+    unit: str,
+    initial: float,
+    vals: validators.Validator[Any],
+) -> Parameter:
+    """Add a knob: set by measurements, its value kept by QCoDeS and in the snapshot."""
+    return owner.add_parameter(
+        name,
+        label=label,
+        unit=unit,
+        initial_value=initial,
+        get_cmd=None,
+        set_cmd=None,
+        vals=vals,
+    )
+
+
+def _constant(owner: InstrumentBase, name: str, label: str, unit: str, value: float) -> Parameter:
+    """Add a read-only property of the design (public knowledge, in the snapshot)."""
+    return owner.add_parameter(name, label=label, unit=unit, get_cmd=lambda: value, set_cmd=False)
+
+
+def _signal(owner: InstrumentBase, name: str, label: str, unit: str) -> Parameter:
+    """Add a measured signal: recorded by measurements, not read point by point."""
+    return owner.add_parameter(
+        name, label=label, unit=unit, get_cmd=False, set_cmd=False, snapshot_value=False
+    )
 
 
 def _check_topology(n_qubits: int, topology: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
