@@ -324,6 +324,24 @@ def _smoothed_minimum(x: FloatArray, y: FloatArray) -> float:
     return float(x[2:-2][int(np.argmin(smooth[2:-2]))])
 
 
+def _record_sweep(
+    context: MeasurementContext,
+    step: StepName,
+    target: str,
+    used: Mapping[str, float],
+    knobs: Sequence[_Knob],
+    swept: Parameter,
+    measured: Parameter,
+    values: FloatArray,
+    acquire: Callable[[FloatArray], FloatArray],
+) -> tuple[_Recording, FloatArray, FloatArray]:
+    """Record one 1-D sweep of ``swept`` over ``values``; return the run and its data."""
+    trace = _Trace((swept,), (measured,), lambda _: (values, acquire(values)))
+    recording = context.record(step, target, used, knobs, [trace])
+    ((x, y),) = recording.data
+    return recording, x, y
+
+
 def check_frequency(
     context: MeasurementContext,
     qid: str,
@@ -424,20 +442,18 @@ def check_rabi(
     used = _take_inputs(step, qid, (qid,), inputs)
     s = settings or RabiSettings()
     amplitudes = np.linspace(0, s.max_amplitude, s.points)
-    recording = context.record(
+    knobs = [_Knob(qubit.drive_frequency, used["qubit_frequency"], "qubit_frequency")]
+    recording, x, y = _record_sweep(
+        context,
         step,
         qid,
         used,
-        knobs=[_Knob(qubit.drive_frequency, used["qubit_frequency"], "qubit_frequency")],
-        traces=[
-            _Trace(
-                (qubit.drive_amplitude,),
-                (qubit.excited_population,),
-                lambda _: (amplitudes, qubit.acquire_rabi(amplitudes)),
-            )
-        ],
+        knobs,
+        qubit.drive_amplitude,
+        qubit.excited_population,
+        amplitudes,
+        qubit.acquire_rabi,
     )
-    ((x, y),) = recording.data
     fit = _fitted(step, qid, recording, lambda: fitting.fit_rabi(x, y))
     return context.result(
         step,
@@ -476,16 +492,10 @@ def _check_decay(
     used = _take_inputs(step, qid, (qid,), inputs)
     delays = np.linspace(0, settings.max_delay, settings.points)
     acquire = qubit.acquire_t1 if step is StepName.CHECK_T1 else qubit.acquire_echo
-    recording = context.record(
-        step,
-        qid,
-        used,
-        knobs=_drive_knobs(qubit.drive_frequency, qubit.drive_amplitude, used),
-        traces=[
-            _Trace((qubit.delay,), (qubit.excited_population,), lambda _: (delays, acquire(delays)))
-        ],
+    knobs = _drive_knobs(qubit.drive_frequency, qubit.drive_amplitude, used)
+    recording, x, y = _record_sweep(
+        context, step, qid, used, knobs, qubit.delay, qubit.excited_population, delays, acquire
     )
-    ((x, y),) = recording.data
     label = "T1" if step is StepName.CHECK_T1 else "T2 echo"
     fit = _fitted(step, qid, recording, lambda: fitting.fit_exponential_decay(x, y, label))
     return context.result(
@@ -581,22 +591,20 @@ def check_ramsey(
     used = _take_inputs(step, qid, (qid,), inputs)
     s = settings or RamseySettings()
     delays = np.linspace(0, s.max_delay, s.points)
-    recording = context.record(
+    knobs = _drive_knobs(
+        qubit.drive_frequency, qubit.drive_amplitude, used, detuning=s.artificial_detuning
+    )
+    recording, x, y = _record_sweep(
+        context,
         step,
         qid,
         used,
-        knobs=_drive_knobs(
-            qubit.drive_frequency, qubit.drive_amplitude, used, detuning=s.artificial_detuning
-        ),
-        traces=[
-            _Trace(
-                (qubit.delay,),
-                (qubit.excited_population,),
-                lambda _: (delays, qubit.acquire_ramsey(delays)),
-            )
-        ],
+        knobs,
+        qubit.delay,
+        qubit.excited_population,
+        delays,
+        qubit.acquire_ramsey,
     )
-    ((x, y),) = recording.data
     fit = _fitted(step, qid, recording, lambda: fitting.fit_ramsey(x, y))
     refined = used["qubit_frequency"] + s.artificial_detuning - fit.frequency.value
     correction = refined - used["qubit_frequency"]
@@ -719,20 +727,17 @@ def check_cz(
             qubit.drive_frequency, qubit.drive_amplitude, used, suffix=f":{qubit.short_name}"
         )
     ]
-    recording = context.record(
+    recording, x, y = _record_sweep(
+        context,
         step,
         target,
         used,
-        knobs=knobs,
-        traces=[
-            _Trace(
-                (channel.sequence_length,),
-                (channel.survival_probability,),
-                lambda _: (lengths.astype(np.float64), channel.acquire_benchmarking(lengths)),
-            )
-        ],
+        knobs,
+        channel.sequence_length,
+        channel.survival_probability,
+        lengths.astype(np.float64),
+        lambda m: channel.acquire_benchmarking(m.astype(np.int64)),
     )
-    ((x, y),) = recording.data
     fit = _fitted(step, target, recording, lambda: fitting.fit_benchmarking_decay(x, y))
     fidelity = Estimate(
         physics.decay_to_two_qubit_fidelity(fit.decay.value), 0.75 * fit.decay.error
