@@ -17,7 +17,14 @@ from qops.chip.errors import (
     UnknownPairError,
     UnknownQubitError,
 )
-from qops.chip.instrument import SimulatedChip, SimulatedPair, SimulatedQubit, pair_id, qubit_id
+from qops.chip.instrument import (
+    SimulatedChip,
+    SimulatedPair,
+    SimulatedQubit,
+    drift_epoch,
+    pair_id,
+    qubit_id,
+)
 from qops.chip.measurements import (
     METADATA_INSTRUMENT_NAME,
     STEP_FUNCTIONS,
@@ -93,6 +100,7 @@ __all__ = [
     "check_readout_fidelity",
     "check_t1",
     "check_t2_echo",
+    "drift_epoch",
     "input_key",
     "pair_id",
     "producers",

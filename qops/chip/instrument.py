@@ -21,6 +21,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
@@ -79,6 +80,23 @@ class _Signal(IntEnum):
 def qubit_id(index: int) -> str:
     """Return the id of qubit ``index`` (``Q0``, ``Q1``, ...)."""
     return f"Q{index}"
+
+
+def drift_epoch(now: datetime, origin: datetime, interval: timedelta) -> int:
+    """Return how many whole drift ``interval``s have passed from ``origin`` to ``now``.
+
+    For building a :class:`SimulatedChip` afresh per calibration with ``epoch=``: the
+    hidden values then move on with wall-clock time, the same in every process.
+
+    Raises:
+        ConfigurationError: ``interval`` is not positive, or a datetime is naive.
+    """
+    if interval <= timedelta(0):
+        raise ConfigurationError("interval", str(interval), "a drift interval must be positive")
+    for name, value in (("now", now), ("origin", origin)):
+        if value.tzinfo is None:
+            raise ConfigurationError(name, value.isoformat(), "needs a time zone (use UTC)")
+    return max(0, (now - origin) // interval)
 
 
 def pair_id(a: int, b: int) -> str:

@@ -1,10 +1,17 @@
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from qops.chip import SimulatedChip, TopologyError, UnknownPairError, UnknownQubitError
+from qops.chip import (
+    SimulatedChip,
+    TopologyError,
+    UnknownPairError,
+    UnknownQubitError,
+    drift_epoch,
+)
 from qops.errors import ConfigurationError
 from tests.chip_support import SEED, open_chip
 
@@ -149,3 +156,14 @@ def test_simulated_chip_snapshot_hides_true_values(chip: SimulatedChip) -> None:
     assert "drive_frequency" in snapshot
     assert repr(truth.qubit_frequency) not in snapshot
     assert repr(truth.t1) not in snapshot
+
+
+def test_drift_epoch_counts_whole_intervals_since_origin() -> None:
+    origin = datetime(2026, 1, 1, tzinfo=UTC)
+    day = timedelta(days=1)
+    assert drift_epoch(origin + 3 * day + timedelta(hours=23), origin, day) == 3
+    assert drift_epoch(origin - day, origin, day) == 0
+    with pytest.raises(ConfigurationError, match="interval"):
+        drift_epoch(origin, origin, timedelta(0))
+    with pytest.raises(ConfigurationError, match="time zone"):
+        drift_epoch(datetime(2026, 1, 2), origin, day)
