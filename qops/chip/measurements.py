@@ -131,7 +131,7 @@ class MeasurementContext:
         with _QCODES_WRITE_LOCK, _connection(self.db_path):
             pass
 
-    def record(
+    def _record(
         self,
         step: StepName,
         target: str,
@@ -167,7 +167,10 @@ class MeasurementContext:
                             data.append(arrays)
                     run_id, guid = saver.run_id, saver.dataset.guid
                 except (sqlite3.Error, RuntimeError) as e:
-                    raise _database_error(self.db_path, e) from e
+                    failure = _database_failure(self.db_path, e)
+                    if failure is None:
+                        raise
+                    raise failure from e
         logger.info("%s on %s recorded as QCoDeS run %d (%s)", step, target, run_id, guid)
         return _Recording(run_id=run_id, guid=guid, data=data)
 
@@ -187,7 +190,7 @@ class MeasurementContext:
         # tags once so an instrument that serves them through get commands is current too.
         self.metadata.snapshot(update=True)
 
-    def result(
+    def _result(
         self,
         step: StepName,
         target: str,
@@ -224,24 +227,27 @@ def _connection(path: Path) -> Iterator[AtomicConnection]:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(path)
     except (sqlite3.Error, OSError, RuntimeError) as e:
-        raise _database_error(path, e) from e
+        failure = _database_failure(path, e)
+        if failure is None:
+            raise
+        raise failure from e
     try:
         yield conn
     finally:
         conn.close()
 
 
-def _database_error(path: Path, error: Exception) -> Exception:
+def _database_failure(path: Path, error: Exception) -> MeasurementDatabaseError | None:
     """Name the database for a SQLite failure; QCoDeS wraps some in ``RuntimeError``.
 
-    Returns ``error`` itself when neither it nor its causes come from SQLite or the OS.
+    Returns None when neither ``error`` nor its causes come from SQLite or the OS.
     """
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, sqlite3.Error | OSError):
             return MeasurementDatabaseError(path, str(cause))
         cause = cause.__cause__
-    return error
+    return None
 
 
 @dataclass(frozen=True)
@@ -337,7 +343,7 @@ def _record_sweep(
 ) -> tuple[_Recording, FloatArray, FloatArray]:
     """Record one 1-D sweep of ``swept`` over ``values``; return the run and its data."""
     trace = _Trace((swept,), (measured,), lambda _: (values, acquire(values)))
-    recording = context.record(step, target, used, knobs, [trace])
+    recording = context._record(step, target, used, knobs, [trace])
     ((x, y),) = recording.data
     return recording, x, y
 
@@ -386,7 +392,7 @@ def check_frequency(
         qubit.readout_frequency.set(_smoothed_minimum(*before[0]))
         return drive, qubit.acquire_qubit_spectroscopy(drive)
 
-    recording = context.record(
+    recording = context._record(
         step,
         qid,
         used,
@@ -399,7 +405,7 @@ def check_frequency(
     (r_x, r_y), (q_x, q_y) = recording.data
     resonator_fit = _fitted(step, qid, recording, lambda: fitting.fit_lorentzian_dip(r_x, r_y))
     qubit_fit = _fitted(step, qid, recording, lambda: fitting.fit_lorentzian_dip(q_x, q_y))
-    return context.result(
+    return context._result(
         step,
         qid,
         used,
@@ -455,7 +461,7 @@ def check_rabi(
         qubit.acquire_rabi,
     )
     fit = _fitted(step, qid, recording, lambda: fitting.fit_rabi(x, y))
-    return context.result(
+    return context._result(
         step,
         qid,
         used,
@@ -498,7 +504,7 @@ def _check_decay(
     )
     label = "T1" if step is StepName.CHECK_T1 else "T2 echo"
     fit = _fitted(step, qid, recording, lambda: fitting.fit_exponential_decay(x, y, label))
-    return context.result(
+    return context._result(
         step,
         qid,
         used,
@@ -608,7 +614,7 @@ def check_ramsey(
     fit = _fitted(step, qid, recording, lambda: fitting.fit_ramsey(x, y))
     refined = used["qubit_frequency"] + s.artificial_detuning - fit.frequency.value
     correction = refined - used["qubit_frequency"]
-    return context.result(
+    return context._result(
         step,
         qid,
         used,
@@ -656,7 +662,7 @@ def check_readout_fidelity(
         prepared, index, i, q = qubit.acquire_single_shots(s.shots)
         return prepared.astype(np.float64), index.astype(np.float64), i, q
 
-    recording = context.record(
+    recording = context._record(
         step,
         qid,
         used,
@@ -670,7 +676,7 @@ def check_readout_fidelity(
     )
     ((prepared, _, i, q),) = recording.data
     fit = _fitted(step, qid, recording, lambda: fitting.fit_assignment(prepared, i, q))
-    return context.result(
+    return context._result(
         step,
         qid,
         used,
@@ -742,7 +748,7 @@ def check_cz(
     fidelity = Estimate(
         physics.decay_to_two_qubit_fidelity(fit.decay.value), 0.75 * fit.decay.error
     )
-    return context.result(
+    return context._result(
         step,
         target,
         used,
