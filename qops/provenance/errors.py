@@ -70,24 +70,6 @@ class ExecutionNotFoundError(ProvenanceError):
         super().__init__(f"no execution {execution_id!r} recorded in project {project_id!r}")
 
 
-class ParameterNotFoundError(ProvenanceError):
-    """A parameter has no recorded version for a qubit.
-
-    Args:
-        parameter_name: The parameter.
-        qid: The qubit or coupler id.
-        project_id: The project searched.
-    """
-
-    def __init__(self, parameter_name: str, qid: str, project_id: str) -> None:
-        self.parameter_name = parameter_name
-        self.qid = qid
-        self.project_id = project_id
-        super().__init__(
-            f"no version of parameter {parameter_name!r} for {qid!r} in project {project_id!r}"
-        )
-
-
 class MissingInputError(ProvenanceError):
     """A calibration task declares an input parameter that has no current version.
 

@@ -7,7 +7,9 @@ and reads through a :class:`ProvenanceRepository`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Literal
 
 from qops.provenance.errors import (
     EntityNotFoundError,
@@ -16,6 +18,7 @@ from qops.provenance.errors import (
 )
 from qops.provenance.ids import parse_entity_id
 from qops.provenance.models import (
+    Activity,
     ActivitySummary,
     AddedParameter,
     ChangedParameter,
@@ -35,6 +38,7 @@ from qops.provenance.models import (
     RemovedParameter,
     StatsResponse,
 )
+from qops.provenance.prov_json import to_prov_json
 from qops.provenance.repository import ProvenanceRepository
 from qops.provenance.values import numeric
 from qops.timeutil import utc_now
@@ -45,6 +49,13 @@ MAX_LIMIT = 1000
 """Most rows a list query returns."""
 MAX_WITHIN_HOURS = 24 * 365 * 100
 DEFAULT_REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class _Traversal:
+    graph: GraphResponse
+    versions: dict[str, ParameterVersion]
+    activities: dict[str, Activity]
 
 
 def _limit(limit: int) -> int:
@@ -158,17 +169,31 @@ class ProvenanceService:
         Breadth-first: every node within ``max_depth`` hops at its shortest distance, one
         relations query per level plus three look-ups, whatever the graph's size.
         """
-        return self._graph(entity_id, max_depth, project_id, downstream=False)
+        return self._traverse(entity_id, max_depth, project_id, downstream=False).graph
 
     def impact(
         self, entity_id: str, max_depth: int = 5, project_id: str | None = None
     ) -> GraphResponse:
         """Descendants of an entity: the activities that used it and what they produced."""
-        return self._graph(entity_id, max_depth, project_id, downstream=True)
+        return self._traverse(entity_id, max_depth, project_id, downstream=True).graph
 
-    def _graph(
+    def export_prov_json(
+        self,
+        entity_id: str,
+        max_depth: int = 5,
+        project_id: str | None = None,
+        *,
+        direction: Literal["lineage", "impact"] = "lineage",
+    ) -> dict[str, Any]:
+        """The lineage (or impact) graph of an entity as a W3C PROV-JSON document."""
+        traversal = self._traverse(
+            entity_id, max_depth, project_id, downstream=direction == "impact"
+        )
+        return to_prov_json(traversal.graph, traversal.versions, traversal.activities)
+
+    def _traverse(
         self, entity_id: str, max_depth: int, project_id: str | None, *, downstream: bool
-    ) -> GraphResponse:
+    ) -> _Traversal:
         depth_limit = _depth(max_depth)
         origin_version = self.entity(entity_id, project_id)
         project = origin_version.project_id
@@ -201,6 +226,7 @@ class ProvenanceService:
         entity_ids = [n for n, t in types.items() if t is NodeType.ENTITY and n != entity_id]
         activity_ids = [n for n, t in types.items() if t is NodeType.ACTIVITY]
         versions = {v.entity_id: v for v in self.repository.entities(project, entity_ids)}
+        versions[entity_id] = origin_version
         activities = {a.activity_id: a for a in self.repository.activities(project, activity_ids)}
         nodes: list[GraphNode] = []
         for node_id, depth in depths.items():
@@ -221,7 +247,7 @@ class ProvenanceService:
                 )
             nodes.append(node)
         nodes.sort(key=lambda n: (n.depth, n.node_id))
-        return GraphResponse(
+        graph = GraphResponse(
             direction="impact" if downstream else "lineage",
             origin=GraphNode(
                 node_type=NodeType.ENTITY,
@@ -233,6 +259,7 @@ class ProvenanceService:
             edges=sorted(edges.values(), key=lambda e: (e.source_id, e.target_id)),
             max_depth=depth_limit,
         )
+        return _Traversal(graph, versions, activities)
 
     def compare(
         self,
