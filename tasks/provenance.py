@@ -76,6 +76,19 @@ class CalibrationOutcome(RecordResult):
     inputs: dict[str, InputUse]
 
 
+_INDEXED: set[tuple[str, str]] = set()
+"""Databases whose provenance indexes this process has ensured."""
+
+
+def _ensure_indexes(repository: MongoProvenanceRepository, mongo: MongoSettings) -> None:
+    # The unique version index is what keeps version numbers gap-free under concurrent
+    # writers, so it must exist before the first write; creating it is idempotent.
+    key = (str(mongo.mongodb_url.get_secret_value() if mongo.mongodb_url else ""), mongo.mongodb_db)
+    if key not in _INDEXED:
+        repository.ensure_indexes()
+        _INDEXED.add(key)
+
+
 def _kebab(name: str) -> str:
     return name.replace("_", "-")
 
@@ -167,6 +180,16 @@ def calibration_task(
         if "qid" not in signature.parameters:
             raise TypeError(f"calibration task {function.__name__} must take an argument qid")
         takes_inputs = "inputs" in signature.parameters
+        kinds = {p.kind for p in signature.parameters.values()}
+        if kinds & {inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL}:
+            raise TypeError(
+                f"calibration task {function.__name__} must not take positional-only or *args "
+                "parameters (arguments are passed by name)"
+            )
+        var_keyword = next(
+            (n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.VAR_KEYWORD),
+            None,
+        )
         public = signature.replace(
             parameters=[p for n, p in signature.parameters.items() if n != "inputs"],
             return_annotation=CalibrationOutcome,
@@ -183,7 +206,7 @@ def calibration_task(
             started = utc_now()
             client = connect(mongo)
             try:
-                return _run_recorded(client, mongo, context, started, kwargs, args)
+                return _run_recorded(client, mongo, context, started, bound)
             finally:
                 client.close()
 
@@ -192,10 +215,10 @@ def calibration_task(
             mongo: MongoSettings,
             context: _Context,
             started: datetime,
-            kwargs: dict[str, Any],
-            args: tuple[Any, ...],
+            bound: inspect.BoundArguments,
         ) -> CalibrationOutcome:
             repository = MongoProvenanceRepository(client[mongo.mongodb_db])
+            _ensure_indexes(repository, mongo)
             recorder = ProvenanceRecorder(lambda: repository, Outbox(outbox_path(mongo.data_dir)))
 
             def record(
@@ -243,10 +266,11 @@ def calibration_task(
                     )
                     for n in declared_inputs
                 ]
-                call_kwargs = dict(kwargs)
+                named = dict(bound.arguments)
+                extra = named.pop(var_keyword, {}) if var_keyword else {}
                 if takes_inputs:
-                    call_kwargs["inputs"] = {u.parameter_name: u for u in used}
-                returned = function(*args, **call_kwargs)
+                    named["inputs"] = {u.parameter_name: u for u in used}
+                returned = function(**named, **extra)
                 produced = _normalise_outputs(task_name, declared_outputs, returned)
             except Exception as e:
                 record(ActivityStatus.FAILED, used, {}, f"{type(e).__name__}: {e}")

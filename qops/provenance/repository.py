@@ -306,8 +306,10 @@ class MongoProvenanceRepository:
                         "project_id": record.project_id,
                         "qid": record.qid,
                         "parameter_name": {"$in": pending},
+                        # {"$eq": None}, not a bare None: the embedded server matches
+                        # nothing for a bare null inside $or (docs/mongodb.md).
                         "$or": [
-                            {"valid_until": None},
+                            {"valid_until": {"$eq": None}},
                             {"_id": {"$in": [ids[name] for name in pending]}},
                         ],
                     }
