@@ -76,6 +76,25 @@ class VersionConflictError(ProvenanceError):
         )
 
 
+class EntityIdCollisionError(ProvenanceError):
+    """An entity id is already used by another project (ids are unique across projects).
+
+    Args:
+        entity_id: The id.
+        owner_project_id: The project that holds it.
+        project_id: The project that tried to write it.
+    """
+
+    def __init__(self, entity_id: str, owner_project_id: str, project_id: str) -> None:
+        self.entity_id = entity_id
+        self.owner_project_id = owner_project_id
+        self.project_id = project_id
+        super().__init__(
+            f"entity id {entity_id!r} is already recorded in project {owner_project_id!r}; "
+            f"project {project_id!r} cannot reuse it (use distinct execution ids)"
+        )
+
+
 class ProvenanceRepository(Protocol):
     """What the provenance service and recorder need from storage."""
 
@@ -359,7 +378,7 @@ class MongoProvenanceRepository:
                 }
                 operations.append(
                     UpdateOne(
-                        {"_id": version.entity_id},
+                        {"_id": version.entity_id, "project_id": record.project_id},
                         {"$setOnInsert": document},
                         upsert=True,
                     )
@@ -380,8 +399,16 @@ class MongoProvenanceRepository:
             pending = [version.parameter_name for i, version in enumerate(planned) if i in lost]
             if not pending:
                 return written
+            self._check_foreign_ids(record.project_id, [ids[name] for name in pending])
             logger.debug("version numbers of %s for %s taken; retrying", pending, record.qid)
         raise VersionConflictError(pending, record.qid, MAX_VERSION_ATTEMPTS)
+
+    def _check_foreign_ids(self, project_id: str, ids: list[str]) -> None:
+        """Raise if a lost write lost to a document of another project (not a writer race)."""
+        for doc in self.versions.find(
+            {"_id": {"$in": ids}, "project_id": {"$ne": project_id}}, {"project_id": 1}
+        ):
+            raise EntityIdCollisionError(str(doc["_id"]), str(doc["project_id"]), project_id)
 
     @staticmethod
     def _relations_of(

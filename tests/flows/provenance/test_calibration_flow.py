@@ -46,8 +46,10 @@ def test_calibration_chain_three_runs_records_versions_and_lineage(
     assert history.total_versions == 3
     assert [v.valid_until is None for v in history.versions] == [True, False, False]
     assert history.versions[1].valid_until == history.versions[0].valid_from
-    assert history.versions[0].unit == "Hz" and history.versions[0].error == 1e3
-    assert history.versions[0].chip_id == "64Qv3" and history.versions[0].project_id == "lab"
+    assert history.versions[0].unit == "Hz"
+    assert history.versions[0].error == 1e3
+    assert history.versions[0].chip_id == "64Qv3"
+    assert history.versions[0].project_id == "lab"
 
     last = runs[-1]
     t1_id = last["t1"].entity_ids["t1"]
@@ -130,5 +132,6 @@ def test_calibration_task_missing_input_fails_naming_parameter(
     with pytest.raises(Exception, match="needs input qubit_frequency for 'Q5'"):
         state.result()
     activity = mongo_db.activities.find_one({"task_name": "check-rabi"})
-    assert activity is not None and activity["status"] == "failed"
+    assert activity is not None
+    assert activity["status"] == "failed"
     assert mongo_db.parameter_versions.count_documents({}) == 0
