@@ -14,6 +14,7 @@ a fixed number of bulk commands whatever the number of parameters it touches.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -44,7 +45,7 @@ from qops.provenance.values import (
     json_safe,
     value_type_of,
 )
-from qops.timeutil import utc_now
+from qops.timeutil import as_utc, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,18 @@ def version_from_document(document: Document) -> ParameterVersion:
         chip_id=document["chip_id"],
         previous_entity_id=document.get("previous_entity_id"),
     )
+
+
+def _aggregated_date(value: object) -> datetime:
+    """A date from ``$min``/``$max``: a datetime, or the embedded server's extended-JSON text."""
+    if isinstance(value, str):
+        text = value
+        if text.startswith("{"):
+            text = str(json.loads(text)["$date"])
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a date from the server, got {value!r}")
+    return as_utc(value)
 
 
 def _relation_document(relation: ProvenanceRelation) -> Document:
@@ -604,7 +617,12 @@ class MongoProvenanceRepository:
             ]
         )
         return [
-            (str(row["_id"]), row["started_at"], row.get("ended_at"), int(row["task_count"]))
+            (
+                str(row["_id"]),
+                _aggregated_date(row["started_at"]),
+                None if row.get("ended_at") is None else _aggregated_date(row["ended_at"]),
+                int(row["task_count"]),
+            )
             for row in rows
         ]
 
