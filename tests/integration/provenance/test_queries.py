@@ -19,7 +19,7 @@ from qops.provenance.models import Measured, NodeType, ProvenanceRelation, Relat
 from qops.provenance.repository import MongoProvenanceRepository, bulk_relations
 from qops.provenance.service import MAX_DEPTH, ProvenanceService
 from qops.timeutil import utc_now
-from tests.integration.provenance.conftest import PROJECT, make_record, record_chain
+from tests.integration.provenance.records import PROJECT, make_record, record_chain
 
 
 def test_entity_malformed_id_raises_naming_format(service: ProvenanceService) -> None:

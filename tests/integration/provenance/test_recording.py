@@ -18,7 +18,7 @@ from qops.provenance.models import ActivityStatus, Measured
 from qops.provenance.outbox import Outbox
 from qops.provenance.recorder import ProvenanceRecorder
 from qops.provenance.repository import EntityIdCollisionError, MongoProvenanceRepository
-from tests.integration.provenance.conftest import PROJECT, make_record, record_chain
+from tests.integration.provenance.records import PROJECT, make_record, record_chain
 
 WRITERS = 8
 RUNS_PER_WRITER = 6
