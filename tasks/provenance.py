@@ -80,13 +80,36 @@ _INDEXED: set[tuple[str, str]] = set()
 """Databases whose provenance indexes this process has ensured."""
 
 
-def _ensure_indexes(repository: MongoProvenanceRepository, mongo: MongoSettings) -> None:
-    # The unique version index is what keeps version numbers gap-free under concurrent
-    # writers, so it must exist before the first write; creating it is idempotent.
-    key = (str(mongo.mongodb_url.get_secret_value() if mongo.mongodb_url else ""), mongo.mongodb_db)
-    if key not in _INDEXED:
-        repository.ensure_indexes()
-        _INDEXED.add(key)
+class _LazyRepository:
+    """Connects on first use, so a task without inputs runs (and defers its record to the
+    outbox) while MongoDB is down; closes the client when the run ends."""
+
+    def __init__(self, settings: MongoSettings) -> None:
+        self.settings = settings
+        self._client: MongoClient[Document] | None = None
+        self._repository: MongoProvenanceRepository | None = None
+
+    def get(self) -> MongoProvenanceRepository:
+        """The repository; raises :class:`MongoUnavailableError` while MongoDB is down."""
+        if self._repository is None:
+            client = connect(self.settings)
+            repository = MongoProvenanceRepository(client[self.settings.mongodb_db])
+            # The unique version index is what keeps version numbers gap-free under
+            # concurrent writers, so it must exist before the first write.
+            url = self.settings.mongodb_url
+            key = (url.get_secret_value() if url else "", self.settings.mongodb_db)
+            if key not in _INDEXED:
+                repository.ensure_indexes()
+                _INDEXED.add(key)
+            self._client, self._repository = client, repository
+        return self._repository
+
+    def __enter__(self) -> _LazyRepository:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 def _kebab(name: str) -> str:
@@ -200,26 +223,18 @@ def calibration_task(
         def run(*args: Any, **kwargs: Any) -> CalibrationOutcome:
             bound = public.bind(*args, **kwargs)
             bound.apply_defaults()
-            settings = ProvenanceSettings()
-            context = _Context(bound, settings)
-            mongo = mongo_settings(mongodb_block)
+            context = _Context(bound, ProvenanceSettings())
             started = utc_now()
-            client = connect(mongo)
-            try:
-                return _run_recorded(client, mongo, context, started, bound)
-            finally:
-                client.close()
+            with _LazyRepository(mongo_settings(mongodb_block)) as store:
+                return _run_recorded(store, context, started, bound)
 
         def _run_recorded(
-            client: MongoClient[Document],
-            mongo: MongoSettings,
+            store: _LazyRepository,
             context: _Context,
             started: datetime,
             bound: inspect.BoundArguments,
         ) -> CalibrationOutcome:
-            repository = MongoProvenanceRepository(client[mongo.mongodb_db])
-            _ensure_indexes(repository, mongo)
-            recorder = ProvenanceRecorder(lambda: repository, Outbox(outbox_path(mongo.data_dir)))
+            recorder = ProvenanceRecorder(store.get, Outbox(outbox_path(store.settings.data_dir)))
 
             def record(
                 status: ActivityStatus,
@@ -248,8 +263,10 @@ def calibration_task(
 
             used: list[InputUse] = []
             try:
-                current = repository.current_inputs(
-                    context.project_id, context.qid, declared_inputs
+                current = (
+                    store.get().current_inputs(context.project_id, context.qid, declared_inputs)
+                    if declared_inputs
+                    else {}
                 )
                 missing = [n for n in declared_inputs if n not in current]
                 if missing:

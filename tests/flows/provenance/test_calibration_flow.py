@@ -11,11 +11,15 @@ from pymongo.database import Database
 
 from qops.config import MongoSettings
 from qops.mongo import Document
+from qops.process import free_port
 from qops.provenance.models import ActivityStatus, RelationType
+from qops.provenance.outbox import Outbox, outbox_path
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
+from tasks.provenance import CalibrationOutcome
 from tests.flows.provenance.calibration import (
     calibration_chain,
+    check_frequency,
     check_rabi,
     failing_readout,
 )
@@ -135,3 +139,34 @@ def test_calibration_task_missing_input_fails_naming_parameter(
     assert activity is not None
     assert activity["status"] == "failed"
     assert mongo_db.parameter_versions.count_documents({}) == 0
+
+
+def test_calibration_task_mongo_down_defers_to_outbox_then_replays_in_order(
+    service: ProvenanceService,
+    mongo_settings: MongoSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert mongo_settings.mongodb_url is not None
+    up_url = mongo_settings.mongodb_url.get_secret_value()
+    monkeypatch.setenv("QOPS_MONGODB_URL", f"mongodb://127.0.0.1:{free_port()}/")
+    monkeypatch.setenv("QOPS_MONGODB_TIMEOUT_S", "0.3")
+
+    @flow
+    def frequency_only(frequency_hz: float) -> CalibrationOutcome:
+        return check_frequency("Q3", frequency_hz)
+
+    offline = frequency_only(4.1e9)
+    assert offline.deferred
+    assert offline.versions == {}
+    outbox = Outbox(outbox_path(tmp_path))
+    assert outbox.pending() == 1
+
+    monkeypatch.setenv("QOPS_MONGODB_URL", up_url)
+    online = frequency_only(4.2e9)
+
+    assert not online.deferred
+    assert online.versions == {"qubit_frequency": 2}
+    assert outbox.pending() == 0
+    history = service.history("qubit_frequency", "Q3")
+    assert [v.value for v in history.versions] == [4.2e9, 4.1e9]
