@@ -95,18 +95,7 @@ def bench_recording(db: Database[Document], counter: Counter, runs: int) -> dict
                     ended_at=now,
                     status=ActivityStatus.COMPLETED,
                     agent=agent,
-                    inputs=[
-                        InputUse(
-                            parameter_name=v.parameter_name,
-                            entity_id=v.entity_id,
-                            value=v.value,
-                            value_type=v.value_type,
-                            unit=v.unit,
-                            error=v.error,
-                            version=v.version,
-                        )
-                        for v in current.values()
-                    ],
+                    inputs=[InputUse.of(v) for v in current.values()],
                     outputs={
                         name: Measured(value=5e9 + execution + i, unit="Hz", error=1e3)
                         for i, name in enumerate(outputs)

@@ -271,18 +271,7 @@ def calibration_task(
                 missing = [n for n in declared_inputs if n not in current]
                 if missing:
                     raise MissingInputError(task_name, missing, context.qid, context.project_id)
-                used = [
-                    InputUse(
-                        parameter_name=n,
-                        entity_id=current[n].entity_id,
-                        value=current[n].value,
-                        value_type=current[n].value_type,
-                        unit=current[n].unit,
-                        error=current[n].error,
-                        version=current[n].version,
-                    )
-                    for n in declared_inputs
-                ]
+                used = [InputUse.of(current[n]) for n in declared_inputs]
                 named = dict(bound.arguments)
                 extra = named.pop(var_keyword, {}) if var_keyword else {}
                 if takes_inputs:

@@ -116,6 +116,15 @@ def _print_graph(graph: GraphResponse) -> None:
     typer.echo(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges")
 
 
+def _graph_command(
+    entity_id: str, max_depth: int, project_id: str | None, as_json: bool, *, downstream: bool
+) -> None:
+    with open_service() as service:
+        query = service.impact if downstream else service.lineage
+        graph = query(entity_id, max_depth, project_id)
+    _json(graph) if as_json else _print_graph(graph)
+
+
 @app.command()
 def lineage(
     entity_id: str,
@@ -124,9 +133,7 @@ def lineage(
     as_json: JsonOption = False,
 ) -> None:
     """Ancestors of ENTITY_ID: what generated it and what it was derived from."""
-    with open_service() as service:
-        graph = service.lineage(entity_id, max_depth, project_id)
-    _json(graph) if as_json else _print_graph(graph)
+    _graph_command(entity_id, max_depth, project_id, as_json, downstream=False)
 
 
 @app.command()
@@ -137,9 +144,7 @@ def impact(
     as_json: JsonOption = False,
 ) -> None:
     """Descendants of ENTITY_ID: what used it and what that produced."""
-    with open_service() as service:
-        graph = service.impact(entity_id, max_depth, project_id)
-    _json(graph) if as_json else _print_graph(graph)
+    _graph_command(entity_id, max_depth, project_id, as_json, downstream=True)
 
 
 @app.command()

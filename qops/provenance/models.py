@@ -145,6 +145,19 @@ class InputUse(BaseModel):
     error: OptionalFloat = None
     version: int
 
+    @classmethod
+    def of(cls, version: ParameterVersion) -> InputUse:
+        """The use of ``version`` as an input."""
+        return cls(
+            parameter_name=version.parameter_name,
+            entity_id=version.entity_id,
+            value=version.value,
+            value_type=version.value_type,
+            unit=version.unit,
+            error=version.error,
+            version=version.version,
+        )
+
 
 class TaskRecord(BaseModel):
     """Everything one task run contributes to provenance; written all-or-nothing.

@@ -43,18 +43,7 @@ def make_record(
         ended_at=now,
         status=status,
         agent=Agent(agent_type=AgentType.SYSTEM, name="prefect:test"),
-        inputs=[
-            InputUse(
-                parameter_name=v.parameter_name,
-                entity_id=v.entity_id,
-                value=v.value,
-                value_type=v.value_type,
-                unit=v.unit,
-                error=v.error,
-                version=v.version,
-            )
-            for v in inputs or []
-        ],
+        inputs=[InputUse.of(v) for v in inputs or []],
         outputs={
             name: value if isinstance(value, Measured) else Measured(value=value)
             for name, value in outputs.items()
