@@ -234,7 +234,8 @@ def per_node_traversal(
     for depth in range(1, max_depth + 1):
         following: list[str] = []
         for node in frontier:
-            for relation in db.provenance_relations.find({"project_id": PROJECT, field: node}):
+            query = {"project_id": {"$eq": PROJECT}, field: {"$eq": node}}
+            for relation in db.provenance_relations.find(query):
                 if relation[other] not in depths:
                     depths[relation[other]] = depth
                     following.append(relation[other])

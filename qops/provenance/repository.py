@@ -9,7 +9,9 @@ next to the query it serves):
 - ``activities``: one document per task run, ``_id`` = activity id.
 
 Every write is an idempotent upsert on a deterministic ``_id``; a task run is written with
-a fixed number of bulk commands whatever the number of parameters it touches.
+a fixed number of bulk commands whatever the number of parameters it touches. Equality on
+a single value is written ``{"$eq": value}``: the same query on MongoDB, and the form the
+embedded server can serve from an index (docs/mongodb.md).
 """
 
 from __future__ import annotations
@@ -324,6 +326,13 @@ class MongoProvenanceRepository:
         return result
 
     def _write_versions(self, record: TaskRecord) -> dict[str, ParameterVersion]:
+        """Insert one new version per output (or update this run's own, on a retry).
+
+        One query for the current versions and one bulk upsert; a name whose planned version
+        number a concurrent writer took (duplicate key on the unique version index) goes
+        round again. A version this run wrote earlier keeps its number and takes the new
+        values; it is recognised as current, or by its upsert matching instead of inserting.
+        """
         ids = {
             name: entity_id(name, record.qid, record.execution_id, record.task_id)
             for name in record.outputs
@@ -331,27 +340,21 @@ class MongoProvenanceRepository:
         pending = sorted(record.outputs)
         written: dict[str, ParameterVersion] = {}
         for _attempt in range(MAX_VERSION_ATTEMPTS):
-            found = [
+            current = _newest(
                 version_from_document(doc)
                 for doc in self.versions.find(
                     {
-                        "project_id": record.project_id,
-                        "qid": record.qid,
+                        "project_id": {"$eq": record.project_id},
+                        "qid": {"$eq": record.qid},
                         "parameter_name": {"$in": pending},
-                        # {"$eq": None}, not a bare None: the embedded server matches
-                        # nothing for a bare null inside $or (docs/mongodb.md).
-                        "$or": [
-                            {"valid_until": {"$eq": None}},
-                            {"_id": {"$in": [ids[name] for name in pending]}},
-                        ],
+                        "valid_until": None,
                     }
                 )
-            ]
-            existing = {v.parameter_name: v for v in found if v.entity_id == ids[v.parameter_name]}
-            current = _newest(v for v in found if v.entity_id != ids[v.parameter_name])
+            )
             valid_from = utc_now()
             operations: list[UpdateOne] = []
             planned: list[ParameterVersion] = []
+            inserting: set[int] = set()
             for name in pending:
                 measured = record.outputs[name]
                 values: Document = {
@@ -360,14 +363,11 @@ class MongoProvenanceRepository:
                     "unit": measured.unit,
                     "error": json_safe(measured.error),
                 }
-                if name in existing:
-                    # Written by an earlier attempt of this run: keep its version number,
-                    # take this attempt's values.
-                    known = existing[name]
-                    operations.append(UpdateOne({"_id": known.entity_id}, {"$set": values}))
-                    planned.append(known.model_copy(update={"value": measured.value}))
-                    continue
                 previous = current.get((name, record.qid))
+                if previous is not None and previous.entity_id == ids[name]:
+                    operations.append(UpdateOne({"_id": ids[name]}, {"$set": values}))
+                    planned.append(previous.model_copy(update={"value": measured.value}))
+                    continue
                 version = ParameterVersion(
                     entity_id=ids[name],
                     parameter_name=name,
@@ -385,27 +385,37 @@ class MongoProvenanceRepository:
                     chip_id=record.chip_id,
                     previous_entity_id=None if previous is None else previous.entity_id,
                 )
-                document: Document = {
-                    **version.model_dump(mode="python", exclude={"value", "error"}),
-                    **values,
-                }
+                rest = version.model_dump(mode="python", exclude={"value", "error", "unit"})
+                del rest["value_type"]
+                inserting.add(len(operations))
                 operations.append(
                     UpdateOne(
                         {"_id": version.entity_id, "project_id": record.project_id},
-                        {"$setOnInsert": document},
+                        {"$set": values, "$setOnInsert": rest},
                         upsert=True,
                     )
                 )
                 planned.append(version)
             lost: set[int] = set()
+            upserted: set[int]
             try:
-                self.versions.bulk_write(operations, ordered=False)
+                outcome = self.versions.bulk_write(operations, ordered=False)
+                upserted = set(outcome.upserted_ids or {})
             except BulkWriteError as e:
                 errors: list[dict[str, Any]] = e.details.get("writeErrors", [])
-                other = [err for err in errors if err.get("code") != _DUPLICATE_KEY]
-                if other:
+                if any(err.get("code") != _DUPLICATE_KEY for err in errors):
                     raise
                 lost = {int(err["index"]) for err in errors}
+                upserted = {int(u["index"]) for u in e.details.get("upserted", [])}
+            # New-version upserts that matched instead of inserting found this run's own
+            # version from an earlier attempt (no longer current): read its real number.
+            matched = {
+                planned[i].entity_id: i for i in inserting if i not in lost and i not in upserted
+            }
+            if matched:
+                for doc in self.versions.find({"_id": {"$in": list(matched)}}):
+                    own = version_from_document(doc)
+                    planned[matched[own.entity_id]] = own
             for index, version in enumerate(planned):
                 if index not in lost:
                     written[version.parameter_name] = version
@@ -474,7 +484,11 @@ class MongoProvenanceRepository:
         found = (
             version_from_document(doc)
             for doc in self.versions.find(
-                {"project_id": project_id, "chip_id": chip_id, "valid_until": None}
+                {
+                    "project_id": {"$eq": project_id},
+                    "chip_id": {"$eq": chip_id},
+                    "valid_until": None,
+                }
             )
         )
         return sorted(_newest(found).values(), key=lambda v: (v.qid, v.parameter_name))
@@ -489,8 +503,8 @@ class MongoProvenanceRepository:
             version_from_document(doc)
             for doc in self.versions.find(
                 {
-                    "project_id": project_id,
-                    "qid": qid,
+                    "project_id": {"$eq": project_id},
+                    "qid": {"$eq": qid},
                     "parameter_name": {"$in": list(parameter_names)},
                     "valid_until": None,
                 }
@@ -500,14 +514,18 @@ class MongoProvenanceRepository:
 
     def get_entity(self, project_id: str, entity_id: str) -> ParameterVersion | None:
         """Return one parameter version, or ``None``."""
-        document = self.versions.find_one({"_id": entity_id, "project_id": project_id})
+        document = self.versions.find_one({"_id": entity_id, "project_id": {"$eq": project_id}})
         return None if document is None else version_from_document(document)
 
     def history(
         self, project_id: str, parameter_name: str, qid: str, limit: int
     ) -> tuple[list[ParameterVersion], int]:
         """Return up to ``limit`` versions newest first, and how many there are in all."""
-        query = {"project_id": project_id, "parameter_name": parameter_name, "qid": qid}
+        query = {
+            "project_id": {"$eq": project_id},
+            "parameter_name": {"$eq": parameter_name},
+            "qid": {"$eq": qid},
+        }
         versions = [
             version_from_document(doc)
             for doc in self.versions.find(query).sort("version", DESCENDING).limit(limit)
@@ -519,10 +537,12 @@ class MongoProvenanceRepository:
     ) -> list[ProvenanceRelation]:
         """Relations whose source (``downstream=False``) or target is one of ``node_ids``."""
         field = "target_id" if downstream else "source_id"
+        ids = list(node_ids)
+        condition = {"$eq": ids[0]} if len(ids) == 1 else {"$in": ids}
         return [
             ProvenanceRelation.model_validate(doc)
             for doc in self.relations.find(
-                {"project_id": project_id, field: {"$in": list(node_ids)}}, {"_id": 0}
+                {"project_id": {"$eq": project_id}, field: condition}, {"_id": 0}
             )
         ]
 
@@ -532,7 +552,9 @@ class MongoProvenanceRepository:
             return []
         return [
             version_from_document(doc)
-            for doc in self.versions.find({"project_id": project_id, "_id": {"$in": list(ids)}})
+            for doc in self.versions.find(
+                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
+            )
         ]
 
     def activities(self, project_id: str, ids: Sequence[str]) -> list[Activity]:
@@ -542,7 +564,7 @@ class MongoProvenanceRepository:
         return [
             Activity.model_validate(doc)
             for doc in self.activity_docs.find(
-                {"project_id": project_id, "_id": {"$in": list(ids)}}
+                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
             )
         ]
 
@@ -553,7 +575,7 @@ class MongoProvenanceRepository:
         return [
             version_from_document(doc)
             for doc in self.versions.find(
-                {"project_id": project_id, "execution_id": {"$in": list(execution_ids)}}
+                {"project_id": {"$eq": project_id}, "execution_id": {"$in": list(execution_ids)}}
             )
         ]
 
@@ -563,7 +585,7 @@ class MongoProvenanceRepository:
             str(value)
             for value in self.activity_docs.distinct(
                 "execution_id",
-                {"project_id": project_id, "execution_id": {"$in": list(execution_ids)}},
+                {"project_id": {"$eq": project_id}, "execution_id": {"$in": list(execution_ids)}},
             )
         }
 
@@ -571,7 +593,7 @@ class MongoProvenanceRepository:
         self, project_id: str, since: datetime, limit: int
     ) -> tuple[list[ParameterVersion], int]:
         """Versions valid from ``since`` on, newest first, and how many there are in all."""
-        query = {"project_id": project_id, "valid_from": {"$gte": since}}
+        query = {"project_id": {"$eq": project_id}, "valid_from": {"$gte": since}}
         versions = [
             version_from_document(doc)
             for doc in self.versions.find(query)
@@ -582,7 +604,7 @@ class MongoProvenanceRepository:
 
     def stats(self, project_id: str) -> tuple[int, int, dict[str, int], int]:
         """Counts of entities, activities, relations by type and executions."""
-        query = {"project_id": project_id}
+        query = {"project_id": {"$eq": project_id}}
         by_type = {
             str(row["_id"]): int(row["count"])
             for row in self.relations.aggregate(
@@ -603,7 +625,7 @@ class MongoProvenanceRepository:
         """``(execution_id, started_at, ended_at, task_count)`` newest first (one command)."""
         rows = self.activity_docs.aggregate(
             [
-                {"$match": {"project_id": project_id}},
+                {"$match": {"project_id": {"$eq": project_id}}},
                 {
                     "$group": {
                         "_id": "$execution_id",

@@ -239,3 +239,20 @@ def test_recorder_entity_id_of_other_project_fails_without_outbox(
     stored = repository.get_entity("other", "x:Q0:e1:t")
     assert stored is not None
     assert stored.value == 1
+
+
+def test_record_retry_after_newer_version_keeps_its_own_number(
+    repository: MongoProvenanceRepository,
+) -> None:
+    repository.record(make_record("e1", "t", {"qubit_frequency": 5.0e9}))
+    slow = make_record("e2", "t", {"qubit_frequency": 5.1e9})
+    repository._write_versions(slow)  # this run dies after writing version 2 ...
+    repository.record(make_record("e3", "t", {"qubit_frequency": 5.2e9}))  # ... e3 writes 3
+
+    retried = repository.record(slow)
+
+    assert retried.versions == {"qubit_frequency": 2}
+    versions, total = repository.history(PROJECT, "qubit_frequency", "Q0", 10)
+    assert total == 3
+    assert [(v.version, v.execution_id) for v in versions] == [(3, "e3"), (2, "e2"), (1, "e1")]
+    assert [v.valid_until is None for v in versions] == [True, False, False]
