@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from qops.cli import demo, mongo, prefect_cmd
+from qops.cli import api, demo, mongo, prefect_cmd, provenance
 from qops.cli.common import run_guarded
 from qops.cli.version import version
 
@@ -22,6 +22,8 @@ app.command("version")(version)
 app.add_typer(mongo.app, name="mongo")
 app.add_typer(prefect_cmd.app, name="prefect")
 app.command("demo")(demo.demo)
+app.add_typer(provenance.app, name="provenance")
+app.add_typer(api.app, name="api")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,34 @@
+"""``qops api serve``: the HTTP API (provenance queries) with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from qops.config import MongoSettings
+from qops.mongo import connect
+from qops.provenance.api import create_app
+from qops.provenance.config import ProvenanceSettings
+from qops.provenance.repository import MongoProvenanceRepository
+from qops.provenance.service import ProvenanceService
+
+app = typer.Typer(help="The qops HTTP API.", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the API (OpenAPI documentation at /docs) until interrupted."""
+    settings = MongoSettings()
+    client = connect(settings)
+    try:
+        repository = MongoProvenanceRepository(client[settings.mongodb_db])
+        repository.ensure_indexes()
+        service = ProvenanceService(repository, ProvenanceSettings().project_id)
+        uvicorn.run(create_app(service), host=host, port=port, log_level="info")
+    finally:
+        client.close()

@@ -1,0 +1,277 @@
+"""``qops provenance ...``: query calibration provenance from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from pydantic import BaseModel
+
+from qops.config import MongoSettings
+from qops.mongo import connect
+from qops.provenance.config import ProvenanceSettings
+from qops.provenance.models import GraphResponse
+from qops.provenance.outbox import Outbox, outbox_path
+from qops.provenance.recorder import ProvenanceRecorder
+from qops.provenance.repository import MongoProvenanceRepository
+from qops.provenance.service import ProvenanceService
+from qops.provenance.values import json_safe
+
+app = typer.Typer(help="Query calibration provenance (W3C PROV-DM).", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ProjectOption = Annotated[
+    str | None, typer.Option("--project-id", help="Project (default QOPS_PROJECT_ID).")
+]
+DepthOption = Annotated[int, typer.Option("--max-depth", help="Hops to follow (capped at 50).")]
+
+
+@contextlib.contextmanager
+def open_service() -> Iterator[ProvenanceService]:
+    """A service on the configured MongoDB (indexes ensured), closed afterwards."""
+    settings = MongoSettings()
+    client = connect(settings)
+    try:
+        repository = MongoProvenanceRepository(client[settings.mongodb_db])
+        repository.ensure_indexes()
+        yield ProvenanceService(repository, ProvenanceSettings().project_id)
+    finally:
+        client.close()
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        safe = json_safe(value)
+        return safe if isinstance(safe, str) else f"{value:.6g}"
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[_text(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _json(model: BaseModel) -> None:
+    typer.echo(model.model_dump_json(indent=2))
+
+
+@app.command()
+def history(
+    parameter_name: str,
+    qid: str,
+    limit: Annotated[int, typer.Option(help="Most versions to show.")] = 20,
+    project_id: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Versions of PARAMETER_NAME of QID, newest first."""
+    with open_service() as service:
+        result = service.history(parameter_name, qid, limit, project_id)
+    if as_json:
+        _json(result)
+        return
+    _table(
+        ["version", "value", "unit", "error", "valid_from", "valid_until", "task", "entity_id"],
+        [
+            [
+                v.version,
+                v.value,
+                v.unit,
+                v.error,
+                v.valid_from.isoformat(),
+                v.valid_until.isoformat() if v.valid_until else None,
+                v.task_name,
+                v.entity_id,
+            ]
+            for v in result.versions
+        ],
+    )
+    typer.echo(f"{result.total_versions} versions in all")
+
+
+def _print_graph(graph: GraphResponse) -> None:
+    origin = graph.origin
+    typer.echo(f"{graph.direction} of {origin.node_id} (max depth {graph.max_depth})")
+    _table(
+        ["depth", "type", "node_id", "name", "value"],
+        [
+            [
+                n.depth,
+                n.node_type.value,
+                n.node_id,
+                n.entity.parameter_name if n.entity else n.activity.task_name if n.activity else "",
+                n.entity.value if n.entity else "",
+            ]
+            for n in graph.nodes
+        ],
+    )
+    typer.echo(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges")
+
+
+def _graph_command(
+    entity_id: str, max_depth: int, project_id: str | None, as_json: bool, *, downstream: bool
+) -> None:
+    with open_service() as service:
+        query = service.impact if downstream else service.lineage
+        graph = query(entity_id, max_depth, project_id)
+    _json(graph) if as_json else _print_graph(graph)
+
+
+@app.command()
+def lineage(
+    entity_id: str,
+    max_depth: DepthOption = 5,
+    project_id: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ancestors of ENTITY_ID: what generated it and what it was derived from."""
+    _graph_command(entity_id, max_depth, project_id, as_json, downstream=False)
+
+
+@app.command()
+def impact(
+    entity_id: str,
+    max_depth: DepthOption = 5,
+    project_id: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Descendants of ENTITY_ID: what used it and what that produced."""
+    _graph_command(entity_id, max_depth, project_id, as_json, downstream=True)
+
+
+@app.command()
+def compare(
+    execution_id_before: str,
+    execution_id_after: str,
+    rel_tol: Annotated[float, typer.Option(help="Relative tolerance for 'unchanged'.")] = 1e-9,
+    project_id: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Parameters added, removed and changed between two executions."""
+    with open_service() as service:
+        result = service.compare(execution_id_before, execution_id_after, rel_tol, project_id)
+    if as_json:
+        _json(result)
+        return
+    rows: list[list[object]] = [
+        ["added", a.parameter_name, a.qid, None, a.value_after, None, None]
+        for a in result.added_parameters
+    ]
+    rows += [
+        ["removed", r.parameter_name, r.qid, r.value_before, None, None, None]
+        for r in result.removed_parameters
+    ]
+    rows += [
+        [
+            "changed",
+            c.parameter_name,
+            c.qid,
+            c.value_before,
+            c.value_after,
+            c.delta,
+            c.delta_percent,
+        ]
+        for c in result.changed_parameters
+    ]
+    _table(["change", "parameter", "qid", "before", "after", "delta", "delta_%"], rows)
+    typer.echo(f"{result.unchanged_count} unchanged")
+
+
+@app.command()
+def changes(
+    limit: Annotated[int, typer.Option(help="Most changes to show.")] = 20,
+    within_hours: Annotated[float, typer.Option(help="Look back this many hours.")] = 24.0,
+    project_id: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent parameter changes, newest first."""
+    with open_service() as service:
+        result = service.changes(limit, within_hours, project_id)
+    if as_json:
+        _json(result)
+        return
+    _table(
+        ["valid_from", "parameter", "qid", "version", "previous", "value", "delta", "delta_%"],
+        [
+            [
+                c.valid_from.isoformat(),
+                c.parameter_name,
+                c.qid,
+                c.version,
+                c.previous_value,
+                c.value,
+                c.delta,
+                c.delta_percent,
+            ]
+            for c in result.changes
+        ],
+    )
+    typer.echo(f"{result.total_count} changes within {within_hours:g} h")
+
+
+@app.command()
+def stats(project_id: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Counts of what is recorded."""
+    with open_service() as service:
+        result = service.stats(project_id)
+    if as_json:
+        _json(result)
+        return
+    _table(
+        ["what", "count"],
+        [
+            ["entities", result.total_entities],
+            ["activities", result.total_activities],
+            ["executions", result.total_executions],
+            *([f"relations {k}", n] for k, n in result.relations_by_type.items()),
+        ],
+    )
+
+
+@app.command()
+def export(
+    entity_id: str,
+    max_depth: DepthOption = 5,
+    direction: Annotated[
+        str, typer.Option(help="lineage (ancestors) or impact (descendants).")
+    ] = "lineage",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")
+    ] = None,
+    project_id: ProjectOption = None,
+) -> None:
+    """The graph of ENTITY_ID as a W3C PROV-JSON document."""
+    if direction not in ("lineage", "impact"):
+        raise typer.BadParameter("must be lineage or impact", param_hint="--direction")
+    chosen: Literal["lineage", "impact"] = "impact" if direction == "impact" else "lineage"
+    with open_service() as service:
+        document = service.export_prov_json(entity_id, max_depth, project_id, direction=chosen)
+    text = json.dumps(document, indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n")
+        typer.echo(f"wrote {output}")
+
+
+@app.command()
+def replay() -> None:
+    """Write provenance records waiting in the local outbox to MongoDB, in order."""
+    settings = MongoSettings()
+    outbox = Outbox(outbox_path(settings.data_dir))
+    waiting = outbox.pending()
+    client = connect(settings)
+    try:
+        repository = MongoProvenanceRepository(client[settings.mongodb_db])
+        written = ProvenanceRecorder(lambda: repository, outbox).replay()
+    finally:
+        client.close()
+    typer.echo(f"replayed {written} of {waiting} records; {outbox.pending()} still waiting")

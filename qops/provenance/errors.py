@@ -1,0 +1,143 @@
+"""Errors of the provenance capability, each built from structured fields."""
+
+from __future__ import annotations
+
+from qops.errors import QopsError
+
+
+class ProvenanceError(QopsError):
+    """Root of the provenance errors."""
+
+
+class InvalidEntityIdError(ProvenanceError):
+    """An entity id does not have the form ``{parameter_name}:{qid}:{execution_id}:{task_id}``.
+
+    Args:
+        entity_id: The offending id.
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, entity_id: str, reason: str) -> None:
+        self.entity_id = entity_id
+        self.reason = reason
+        super().__init__(
+            f"entity id {entity_id!r} is malformed: {reason} "
+            "(expected {parameter_name}:{qid}:{execution_id}:{task_id})"
+        )
+
+
+class InvalidQueryError(ProvenanceError):
+    """A query parameter is out of range or malformed.
+
+    Args:
+        parameter: Name of the query parameter.
+        value: The value given.
+        expected: What is accepted.
+    """
+
+    def __init__(self, parameter: str, value: object, expected: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{parameter}={value!r} is not accepted: expected {expected}")
+
+
+class EntityNotFoundError(ProvenanceError):
+    """No parameter version has this entity id in the project.
+
+    Args:
+        entity_id: The id looked up.
+        project_id: The project searched.
+    """
+
+    def __init__(self, entity_id: str, project_id: str) -> None:
+        self.entity_id = entity_id
+        self.project_id = project_id
+        super().__init__(f"no parameter version {entity_id!r} in project {project_id!r}")
+
+
+class ExecutionNotFoundError(ProvenanceError):
+    """An execution id has no recorded parameter versions or activities in the project.
+
+    Args:
+        execution_id: The id looked up.
+        project_id: The project searched.
+    """
+
+    def __init__(self, execution_id: str, project_id: str) -> None:
+        self.execution_id = execution_id
+        self.project_id = project_id
+        super().__init__(f"no execution {execution_id!r} recorded in project {project_id!r}")
+
+
+class MissingInputError(ProvenanceError):
+    """A calibration task declares an input parameter that has no current version.
+
+    Args:
+        task_name: The task.
+        parameter_names: The inputs without a current version.
+        qid: The qubit the task runs for.
+        project_id: The project searched.
+    """
+
+    def __init__(
+        self, task_name: str, parameter_names: list[str], qid: str, project_id: str
+    ) -> None:
+        self.task_name = task_name
+        self.parameter_names = parameter_names
+        self.qid = qid
+        self.project_id = project_id
+        names = ", ".join(parameter_names)
+        super().__init__(
+            f"task {task_name!r} needs input {names} for {qid!r} in project {project_id!r}, "
+            "but none is recorded; run the task that produces it first"
+        )
+
+
+class OutputMismatchError(ProvenanceError):
+    """A calibration task returned outputs other than those it declares.
+
+    Args:
+        task_name: The task.
+        missing: Declared outputs it did not return.
+        unexpected: Returned outputs it does not declare.
+    """
+
+    def __init__(self, task_name: str, missing: list[str], unexpected: list[str]) -> None:
+        self.task_name = task_name
+        self.missing = missing
+        self.unexpected = unexpected
+        super().__init__(
+            f"task {task_name!r} returned outputs that differ from its declaration: "
+            f"missing {missing or 'none'}, undeclared {unexpected or 'none'}"
+        )
+
+
+class InvalidParameterValueError(ProvenanceError):
+    """A parameter value cannot be recorded.
+
+    Args:
+        parameter_name: The parameter.
+        value_repr: ``repr`` of the value.
+        reason: Why it is refused.
+    """
+
+    def __init__(self, parameter_name: str, value_repr: str, reason: str) -> None:
+        self.parameter_name = parameter_name
+        self.value_repr = value_repr
+        self.reason = reason
+        super().__init__(f"value {value_repr} of parameter {parameter_name!r} refused: {reason}")
+
+
+class OutboxError(ProvenanceError):
+    """The local provenance outbox cannot be written or read.
+
+    Args:
+        path: The outbox file.
+        reason: What went wrong.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"provenance outbox {path}: {reason}")

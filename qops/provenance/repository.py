@@ -1,0 +1,657 @@
+"""Storage of provenance: the repository contract and its MongoDB implementation.
+
+Collections (indexes are declared in :meth:`MongoProvenanceRepository.ensure_indexes`, each
+next to the query it serves):
+
+- ``parameter_versions``: one document per entity, ``_id`` = entity id;
+- ``provenance_relations``: one document per relation, ``_id`` from :func:`relation_key`
+  scoped by project, so a relation is stored once however often it is written;
+- ``activities``: one document per task run, ``_id`` = activity id.
+
+Every write is an idempotent upsert on a deterministic ``_id``; a task run is written with
+a fixed number of bulk commands whatever the number of parameters it touches. Equality on
+a single value is written ``{"$eq": value}``: the same query on MongoDB, and the form the
+embedded server can serve from an index (docs/mongodb.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from qops.mongo import Document
+from qops.provenance.errors import ProvenanceError
+from qops.provenance.ids import activity_id, entity_id, relation_key
+from qops.provenance.models import (
+    Activity,
+    ActivityStatus,
+    NodeType,
+    ParameterVersion,
+    ProvenanceRelation,
+    RecordResult,
+    RelationType,
+    TaskRecord,
+)
+from qops.provenance.values import (
+    decode_optional_float,
+    decode_value,
+    encode_value,
+    json_safe,
+    value_type_of,
+)
+from qops.timeutil import as_utc, utc_now
+
+logger = logging.getLogger(__name__)
+
+VERSIONS = "parameter_versions"
+RELATIONS = "provenance_relations"
+ACTIVITIES = "activities"
+
+_DUPLICATE_KEY = 11000
+MAX_VERSION_ATTEMPTS = 64
+"""How often recording retries after concurrent writers took the version it planned."""
+
+
+class VersionConflictError(ProvenanceError):
+    """Concurrent writers kept taking the version numbers a task run planned to write.
+
+    Args:
+        parameter_names: The parameters still unwritten.
+        qid: The qubit.
+        attempts: How many rounds were tried.
+    """
+
+    def __init__(self, parameter_names: list[str], qid: str, attempts: int) -> None:
+        self.parameter_names = parameter_names
+        self.qid = qid
+        self.attempts = attempts
+        super().__init__(
+            f"could not number new versions of {parameter_names} for {qid!r} after "
+            f"{attempts} attempts against concurrent writers"
+        )
+
+
+class EntityIdCollisionError(ProvenanceError):
+    """An entity id is already used by another project (ids are unique across projects).
+
+    Args:
+        entity_id: The id.
+        owner_project_id: The project that holds it.
+        project_id: The project that tried to write it.
+    """
+
+    def __init__(self, entity_id: str, owner_project_id: str, project_id: str) -> None:
+        self.entity_id = entity_id
+        self.owner_project_id = owner_project_id
+        self.project_id = project_id
+        super().__init__(
+            f"entity id {entity_id!r} is already recorded in project {owner_project_id!r}; "
+            f"project {project_id!r} cannot reuse it (use distinct execution ids)"
+        )
+
+
+class ProvenanceRepository(Protocol):
+    """What the provenance service and recorder need from storage."""
+
+    def ensure_indexes(self) -> None:
+        """Create the collections' indexes (idempotent)."""
+
+    def record(self, record: TaskRecord) -> RecordResult:
+        """Write one task run all-or-nothing-on-retry; see :class:`MongoProvenanceRepository`."""
+
+    def current_versions(self, project_id: str, chip_id: str) -> list[ParameterVersion]:
+        """Return the current version of every parameter of a chip (one query)."""
+
+    def current_inputs(
+        self, project_id: str, qid: str, parameter_names: Sequence[str]
+    ) -> dict[str, ParameterVersion]:
+        """Return the current version of each named parameter of ``qid`` that has one."""
+
+    def get_entity(self, project_id: str, entity_id: str) -> ParameterVersion | None:
+        """Return one parameter version, or ``None``."""
+
+    def history(
+        self, project_id: str, parameter_name: str, qid: str, limit: int
+    ) -> tuple[list[ParameterVersion], int]:
+        """Return up to ``limit`` versions newest first, and how many there are in all."""
+
+    def relations_from(
+        self, project_id: str, node_ids: Sequence[str], *, downstream: bool
+    ) -> list[ProvenanceRelation]:
+        """Relations whose source (``downstream=False``) or target is one of ``node_ids``."""
+
+    def entities(self, project_id: str, ids: Sequence[str]) -> list[ParameterVersion]:
+        """The parameter versions with these ids (one query)."""
+
+    def activities(self, project_id: str, ids: Sequence[str]) -> list[Activity]:
+        """The activities with these ids (one query)."""
+
+    def versions_of_executions(
+        self, project_id: str, execution_ids: Sequence[str]
+    ) -> list[ParameterVersion]:
+        """Every version written by the given executions."""
+
+    def executions_known(self, project_id: str, execution_ids: Sequence[str]) -> set[str]:
+        """Which of the execution ids have a recorded activity."""
+
+    def recent_versions(
+        self, project_id: str, since: datetime, limit: int
+    ) -> tuple[list[ParameterVersion], int]:
+        """Versions valid from ``since`` on, newest first, and how many there are in all."""
+
+    def stats(self, project_id: str) -> tuple[int, int, dict[str, int], int]:
+        """Counts of entities, activities, relations by type and executions."""
+
+    def recent_executions(
+        self, project_id: str, limit: int
+    ) -> list[tuple[str, datetime, datetime | None, int]]:
+        """``(execution_id, started_at, ended_at, task_count)`` newest first."""
+
+
+def version_from_document(document: Document) -> ParameterVersion:
+    """Decode a ``parameter_versions`` document (non-finite floats are stored as text)."""
+    value_type = document["value_type"]
+    return ParameterVersion(
+        entity_id=document["entity_id"],
+        parameter_name=document["parameter_name"],
+        qid=document["qid"],
+        value=decode_value(document["value"], value_type),
+        value_type=value_type,
+        unit=document.get("unit", ""),
+        error=decode_optional_float(document.get("error")),
+        version=document["version"],
+        valid_from=document["valid_from"],
+        valid_until=document.get("valid_until"),
+        execution_id=document["execution_id"],
+        task_id=document["task_id"],
+        task_name=document["task_name"],
+        project_id=document["project_id"],
+        chip_id=document["chip_id"],
+        previous_entity_id=document.get("previous_entity_id"),
+    )
+
+
+def _aggregated_date(value: object) -> datetime:
+    """A date from ``$min``/``$max``: a datetime, or the embedded server's extended-JSON text."""
+    if isinstance(value, str):
+        text = value
+        if text.startswith("{"):
+            text = str(json.loads(text)["$date"])
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a date from the server, got {value!r}")
+    return as_utc(value)
+
+
+def _relation_document(relation: ProvenanceRelation) -> Document:
+    return {
+        "_id": f"{relation.project_id}|"
+        + relation_key(relation.relation_type, relation.source_id, relation.target_id),
+        **relation.model_dump(mode="json"),
+    }
+
+
+def _newest(versions: Iterable[ParameterVersion]) -> dict[tuple[str, str], ParameterVersion]:
+    """The highest version per ``(parameter_name, qid)``."""
+    newest: dict[tuple[str, str], ParameterVersion] = {}
+    for version in versions:
+        key = (version.parameter_name, version.qid)
+        if key not in newest or version.version > newest[key].version:
+            newest[key] = version
+    return newest
+
+
+class MongoProvenanceRepository:
+    """Provenance in MongoDB (standard semantics; runs on the embedded server too).
+
+    Args:
+        db: The database holding the three provenance collections.
+    """
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.db = db
+        self.versions: Collection[Document] = db[VERSIONS]
+        self.relations: Collection[Document] = db[RELATIONS]
+        self.activity_docs: Collection[Document] = db[ACTIVITIES]
+
+    def ensure_indexes(self) -> None:
+        """Create every index the queries below rely on (idempotent)."""
+        # history, current version of a parameter, version numbering; unique: no duplicate
+        # version of a (project, parameter, qid) even with concurrent writers.
+        self.versions.create_index(
+            [
+                ("project_id", ASCENDING),
+                ("parameter_name", ASCENDING),
+                ("qid", ASCENDING),
+                ("version", DESCENDING),
+            ],
+            unique=True,
+        )
+        # compare: versions written by an execution.
+        self.versions.create_index([("project_id", ASCENDING), ("execution_id", ASCENDING)])
+        # entity look-up by id (also the _id; kept as the documented unique key).
+        self.versions.create_index([("entity_id", ASCENDING)], unique=True)
+        # changes: recent versions.
+        self.versions.create_index([("valid_from", DESCENDING)])
+        # current_versions: current parameters of a chip.
+        self.versions.create_index(
+            [("project_id", ASCENDING), ("chip_id", ASCENDING), ("valid_until", ASCENDING)]
+        )
+        # lineage: relations leaving a node.
+        self.relations.create_index([("project_id", ASCENDING), ("source_id", ASCENDING)])
+        # impact: relations entering a node.
+        self.relations.create_index([("project_id", ASCENDING), ("target_id", ASCENDING)])
+        # stats: relations by type.
+        self.relations.create_index([("relation_type", ASCENDING)])
+        # a relation is stored once (the _id is derived from the same three fields).
+        self.relations.create_index(
+            [
+                ("project_id", ASCENDING),
+                ("relation_type", ASCENDING),
+                ("source_id", ASCENDING),
+                ("target_id", ASCENDING),
+            ],
+            unique=True,
+        )
+        # activity by id, unique per task run.
+        self.activity_docs.create_index([("activity_id", ASCENDING)], unique=True)
+        # executions and stats: activities of a project by execution.
+        self.activity_docs.create_index([("project_id", ASCENDING), ("execution_id", ASCENDING)])
+
+    # --- writing ----------------------------------------------------------------------
+
+    def record(self, record: TaskRecord) -> RecordResult:
+        """Write one task run: versions, relations, closed predecessors, then the activity.
+
+        Idempotent: every document has a deterministic ``_id``, so writing the same record
+        again (a retry after a crash part-way, an outbox replay) completes what is missing
+        and duplicates nothing. A completed run costs five commands plus one query and one
+        bulk write per round lost to concurrent writers of the same parameter.
+
+        Raises:
+            VersionConflictError: Concurrent writers won every numbering round.
+            pymongo.errors.PyMongoError: The server failed (the caller retries or defers).
+        """
+        act_id = activity_id(record.execution_id, record.task_id)
+        result = RecordResult(activity_id=act_id)
+        if record.status is ActivityStatus.COMPLETED and record.outputs:
+            written = self._write_versions(record)
+            relations = self._relations_of(record, act_id, written)
+            self.relations.bulk_write(
+                [
+                    UpdateOne({"_id": doc.pop("_id")}, {"$setOnInsert": doc}, upsert=True)
+                    for doc in map(_relation_document, relations)
+                ],
+                ordered=False,
+            )
+            closes = [
+                UpdateOne(
+                    {"_id": version.previous_entity_id, "valid_until": None},
+                    {"$set": {"valid_until": version.valid_from}},
+                )
+                for version in written.values()
+                if version.previous_entity_id is not None
+            ]
+            if closes:
+                self.versions.bulk_write(closes, ordered=False)
+            result.entity_ids = {name: v.entity_id for name, v in written.items()}
+            result.versions = {name: v.version for name, v in written.items()}
+        activity = Activity(
+            activity_id=act_id,
+            execution_id=record.execution_id,
+            task_id=record.task_id,
+            task_name=record.task_name,
+            task_type=record.task_type,
+            qid=record.qid,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            status=record.status,
+            project_id=record.project_id,
+            chip_id=record.chip_id,
+            agent=record.agent,
+            error_message=record.error_message,
+        )
+        document = activity.model_dump(mode="python")
+        document["status"] = activity.status.value
+        document["agent"] = activity.agent.model_dump(mode="json")
+        self.activity_docs.replace_one({"_id": act_id}, {"_id": act_id, **document}, upsert=True)
+        return result
+
+    def _write_versions(self, record: TaskRecord) -> dict[str, ParameterVersion]:
+        """Insert one new version per output (or update this run's own, on a retry).
+
+        One query for the current versions and one bulk upsert; a name whose planned version
+        number a concurrent writer took (duplicate key on the unique version index) goes
+        round again. A version this run wrote earlier keeps its number and takes the new
+        values; it is recognised as current, or by its upsert matching instead of inserting.
+        """
+        ids = {
+            name: entity_id(name, record.qid, record.execution_id, record.task_id)
+            for name in record.outputs
+        }
+        pending = sorted(record.outputs)
+        written: dict[str, ParameterVersion] = {}
+        for _attempt in range(MAX_VERSION_ATTEMPTS):
+            current = _newest(
+                version_from_document(doc)
+                for doc in self.versions.find(
+                    {
+                        "project_id": {"$eq": record.project_id},
+                        "qid": {"$eq": record.qid},
+                        "parameter_name": {"$in": pending},
+                        "valid_until": None,
+                    }
+                )
+            )
+            valid_from = utc_now()
+            operations: list[UpdateOne] = []
+            planned: list[ParameterVersion] = []
+            inserting: set[int] = set()
+            for name in pending:
+                measured = record.outputs[name]
+                values: Document = {
+                    "value": encode_value(measured.value),
+                    "value_type": value_type_of(measured.value),
+                    "unit": measured.unit,
+                    "error": json_safe(measured.error),
+                }
+                previous = current.get((name, record.qid))
+                if previous is not None and previous.entity_id == ids[name]:
+                    operations.append(UpdateOne({"_id": ids[name]}, {"$set": values}))
+                    planned.append(previous.model_copy(update={"value": measured.value}))
+                    continue
+                version = ParameterVersion(
+                    entity_id=ids[name],
+                    parameter_name=name,
+                    qid=record.qid,
+                    value=measured.value,
+                    value_type=values["value_type"],
+                    unit=measured.unit,
+                    error=measured.error,
+                    version=1 if previous is None else previous.version + 1,
+                    valid_from=valid_from,
+                    execution_id=record.execution_id,
+                    task_id=record.task_id,
+                    task_name=record.task_name,
+                    project_id=record.project_id,
+                    chip_id=record.chip_id,
+                    previous_entity_id=None if previous is None else previous.entity_id,
+                )
+                rest = version.model_dump(mode="python", exclude={"value", "error", "unit"})
+                del rest["value_type"]
+                inserting.add(len(operations))
+                operations.append(
+                    UpdateOne(
+                        {"_id": version.entity_id, "project_id": record.project_id},
+                        {"$set": values, "$setOnInsert": rest},
+                        upsert=True,
+                    )
+                )
+                planned.append(version)
+            lost: set[int] = set()
+            upserted: set[int]
+            try:
+                outcome = self.versions.bulk_write(operations, ordered=False)
+                upserted = set(outcome.upserted_ids or {})
+            except BulkWriteError as e:
+                errors: list[dict[str, Any]] = e.details.get("writeErrors", [])
+                if any(err.get("code") != _DUPLICATE_KEY for err in errors):
+                    raise
+                lost = {int(err["index"]) for err in errors}
+                upserted = {int(u["index"]) for u in e.details.get("upserted", [])}
+            # New-version upserts that matched instead of inserting found this run's own
+            # version from an earlier attempt (no longer current): read its real number.
+            matched = {
+                planned[i].entity_id: i for i in inserting if i not in lost and i not in upserted
+            }
+            if matched:
+                for doc in self.versions.find({"_id": {"$in": list(matched)}}):
+                    own = version_from_document(doc)
+                    planned[matched[own.entity_id]] = own
+            for index, version in enumerate(planned):
+                if index not in lost:
+                    written[version.parameter_name] = version
+            pending = [version.parameter_name for i, version in enumerate(planned) if i in lost]
+            if not pending:
+                return written
+            self._check_foreign_ids(record.project_id, [ids[name] for name in pending])
+            logger.debug("version numbers of %s for %s taken; retrying", pending, record.qid)
+        raise VersionConflictError(pending, record.qid, MAX_VERSION_ATTEMPTS)
+
+    def _check_foreign_ids(self, project_id: str, ids: list[str]) -> None:
+        """Raise if a lost write lost to a document of another project (not a writer race)."""
+        for doc in self.versions.find(
+            {"_id": {"$in": ids}, "project_id": {"$ne": project_id}}, {"project_id": 1}
+        ):
+            raise EntityIdCollisionError(str(doc["_id"]), str(doc["project_id"]), project_id)
+
+    @staticmethod
+    def _relations_of(
+        record: TaskRecord, act_id: str, written: dict[str, ParameterVersion]
+    ) -> list[ProvenanceRelation]:
+        def relation(
+            kind: RelationType,
+            source: str,
+            source_type: NodeType,
+            target: str,
+            target_type: NodeType,
+        ) -> ProvenanceRelation:
+            return ProvenanceRelation(
+                relation_type=kind,
+                source_id=source,
+                source_type=source_type,
+                target_id=target,
+                target_type=target_type,
+                project_id=record.project_id,
+                execution_id=record.execution_id,
+            )
+
+        entity, activity = NodeType.ENTITY, NodeType.ACTIVITY
+        relations = [
+            relation(RelationType.USED, act_id, activity, used.entity_id, entity)
+            for used in record.inputs
+        ]
+        for version in written.values():
+            relations.append(
+                relation(RelationType.WAS_GENERATED_BY, version.entity_id, entity, act_id, activity)
+            )
+            derived_from = [used.entity_id for used in record.inputs]
+            if version.previous_entity_id is not None:
+                derived_from.append(version.previous_entity_id)
+            relations.extend(
+                relation(RelationType.WAS_DERIVED_FROM, version.entity_id, entity, source, entity)
+                for source in dict.fromkeys(derived_from)
+            )
+        return relations
+
+    # --- reading ----------------------------------------------------------------------
+
+    def current_versions(self, project_id: str, chip_id: str) -> list[ParameterVersion]:
+        """Return the current version of every parameter of a chip (one query).
+
+        "Current" is the newest version of each ``(parameter_name, qid)``; while a writer
+        is between inserting a version and closing its predecessor both have no
+        ``valid_until``, and the newer one wins.
+        """
+        found = (
+            version_from_document(doc)
+            for doc in self.versions.find(
+                {
+                    "project_id": {"$eq": project_id},
+                    "chip_id": {"$eq": chip_id},
+                    "valid_until": None,
+                }
+            )
+        )
+        return sorted(_newest(found).values(), key=lambda v: (v.qid, v.parameter_name))
+
+    def current_inputs(
+        self, project_id: str, qid: str, parameter_names: Sequence[str]
+    ) -> dict[str, ParameterVersion]:
+        """Return the current version of each named parameter of ``qid`` (one query)."""
+        if not parameter_names:
+            return {}
+        found = (
+            version_from_document(doc)
+            for doc in self.versions.find(
+                {
+                    "project_id": {"$eq": project_id},
+                    "qid": {"$eq": qid},
+                    "parameter_name": {"$in": list(parameter_names)},
+                    "valid_until": None,
+                }
+            )
+        )
+        return {name: version for (name, _), version in _newest(found).items()}
+
+    def get_entity(self, project_id: str, entity_id: str) -> ParameterVersion | None:
+        """Return one parameter version, or ``None``."""
+        document = self.versions.find_one({"_id": entity_id, "project_id": {"$eq": project_id}})
+        return None if document is None else version_from_document(document)
+
+    def history(
+        self, project_id: str, parameter_name: str, qid: str, limit: int
+    ) -> tuple[list[ParameterVersion], int]:
+        """Return up to ``limit`` versions newest first, and how many there are in all."""
+        query = {
+            "project_id": {"$eq": project_id},
+            "parameter_name": {"$eq": parameter_name},
+            "qid": {"$eq": qid},
+        }
+        versions = [
+            version_from_document(doc)
+            for doc in self.versions.find(query).sort("version", DESCENDING).limit(limit)
+        ]
+        return versions, self.versions.count_documents(query)
+
+    def relations_from(
+        self, project_id: str, node_ids: Sequence[str], *, downstream: bool
+    ) -> list[ProvenanceRelation]:
+        """Relations whose source (``downstream=False``) or target is one of ``node_ids``."""
+        field = "target_id" if downstream else "source_id"
+        ids = list(node_ids)
+        condition = {"$eq": ids[0]} if len(ids) == 1 else {"$in": ids}
+        return [
+            ProvenanceRelation.model_validate(doc)
+            for doc in self.relations.find(
+                {"project_id": {"$eq": project_id}, field: condition}, {"_id": 0}
+            )
+        ]
+
+    def entities(self, project_id: str, ids: Sequence[str]) -> list[ParameterVersion]:
+        """The parameter versions with these ids (one query)."""
+        if not ids:
+            return []
+        return [
+            version_from_document(doc)
+            for doc in self.versions.find(
+                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
+            )
+        ]
+
+    def activities(self, project_id: str, ids: Sequence[str]) -> list[Activity]:
+        """The activities with these ids (one query)."""
+        if not ids:
+            return []
+        return [
+            Activity.model_validate(doc)
+            for doc in self.activity_docs.find(
+                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
+            )
+        ]
+
+    def versions_of_executions(
+        self, project_id: str, execution_ids: Sequence[str]
+    ) -> list[ParameterVersion]:
+        """Every version written by the given executions (one query)."""
+        return [
+            version_from_document(doc)
+            for doc in self.versions.find(
+                {"project_id": {"$eq": project_id}, "execution_id": {"$in": list(execution_ids)}}
+            )
+        ]
+
+    def executions_known(self, project_id: str, execution_ids: Sequence[str]) -> set[str]:
+        """Which of the execution ids have a recorded activity (one query)."""
+        return {
+            str(value)
+            for value in self.activity_docs.distinct(
+                "execution_id",
+                {"project_id": {"$eq": project_id}, "execution_id": {"$in": list(execution_ids)}},
+            )
+        }
+
+    def recent_versions(
+        self, project_id: str, since: datetime, limit: int
+    ) -> tuple[list[ParameterVersion], int]:
+        """Versions valid from ``since`` on, newest first, and how many there are in all."""
+        query = {"project_id": {"$eq": project_id}, "valid_from": {"$gte": since}}
+        versions = [
+            version_from_document(doc)
+            for doc in self.versions.find(query)
+            .sort([("valid_from", DESCENDING), ("version", DESCENDING)])
+            .limit(limit)
+        ]
+        return versions, self.versions.count_documents(query)
+
+    def stats(self, project_id: str) -> tuple[int, int, dict[str, int], int]:
+        """Counts of entities, activities, relations by type and executions."""
+        query = {"project_id": {"$eq": project_id}}
+        by_type = {
+            str(row["_id"]): int(row["count"])
+            for row in self.relations.aggregate(
+                [{"$match": query}, {"$group": {"_id": "$relation_type", "count": {"$sum": 1}}}]
+            )
+        }
+        executions = len(self.activity_docs.distinct("execution_id", query))
+        return (
+            self.versions.count_documents(query),
+            self.activity_docs.count_documents(query),
+            by_type,
+            executions,
+        )
+
+    def recent_executions(
+        self, project_id: str, limit: int
+    ) -> list[tuple[str, datetime, datetime | None, int]]:
+        """``(execution_id, started_at, ended_at, task_count)`` newest first (one command)."""
+        rows = self.activity_docs.aggregate(
+            [
+                {"$match": {"project_id": {"$eq": project_id}}},
+                {
+                    "$group": {
+                        "_id": "$execution_id",
+                        "started_at": {"$min": "$started_at"},
+                        "ended_at": {"$max": "$ended_at"},
+                        "task_count": {"$sum": 1},
+                    }
+                },
+                {"$sort": {"started_at": -1}},
+                {"$limit": limit},
+            ]
+        )
+        return [
+            (
+                str(row["_id"]),
+                _aggregated_date(row["started_at"]),
+                None if row.get("ended_at") is None else _aggregated_date(row["ended_at"]),
+                int(row["task_count"]),
+            )
+            for row in rows
+        ]
+
+
+def bulk_relations(relations: Sequence[ProvenanceRelation]) -> list[ReplaceOne[Document]]:
+    """Replace operations that store ``relations`` idempotently (used by bulk loaders)."""
+    return [
+        ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+        for doc in map(_relation_document, relations)
+    ]

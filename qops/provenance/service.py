@@ -1,0 +1,402 @@
+"""Provenance queries: entity, history, lineage, impact, compare, stats, executions, changes.
+
+The service owns validation and graph traversal; it raises qops errors (never HTTP ones)
+and reads through a :class:`ProvenanceRepository`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from qops.provenance.errors import (
+    EntityNotFoundError,
+    ExecutionNotFoundError,
+    InvalidQueryError,
+)
+from qops.provenance.ids import parse_entity_id
+from qops.provenance.models import (
+    Activity,
+    ActivitySummary,
+    AddedParameter,
+    ChangedParameter,
+    ChangesResponse,
+    CompareResponse,
+    EntitySummary,
+    ExecutionsResponse,
+    ExecutionSummary,
+    GraphEdge,
+    GraphNode,
+    GraphResponse,
+    HistoryResponse,
+    NodeType,
+    ParameterChange,
+    ParameterVersion,
+    RelationType,
+    RemovedParameter,
+    StatsResponse,
+)
+from qops.provenance.prov_json import to_prov_json
+from qops.provenance.repository import ProvenanceRepository
+from qops.provenance.values import numeric
+from qops.timeutil import utc_now
+
+MAX_DEPTH = 50
+"""Deepest traversal served; larger requests are capped to it."""
+MAX_LIMIT = 1000
+"""Most rows a list query returns."""
+MAX_WITHIN_HOURS = 24 * 365 * 100
+DEFAULT_REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class _Traversal:
+    graph: GraphResponse
+    versions: dict[str, ParameterVersion]
+    activities: dict[str, Activity]
+
+
+def _limit(limit: int) -> int:
+    if limit < 1:
+        raise InvalidQueryError("limit", limit, f"an integer from 1 to {MAX_LIMIT}")
+    return min(limit, MAX_LIMIT)
+
+
+def _depth(max_depth: int) -> int:
+    if max_depth < 1:
+        raise InvalidQueryError(
+            "max_depth", max_depth, f"an integer from 1 (capped at {MAX_DEPTH})"
+        )
+    return min(max_depth, MAX_DEPTH)
+
+
+def _entity_summary(version: ParameterVersion) -> EntitySummary:
+    return EntitySummary(
+        parameter_name=version.parameter_name,
+        qid=version.qid,
+        value=version.value,
+        value_type=version.value_type,
+        unit=version.unit,
+        version=version.version,
+        task_name=version.task_name,
+        execution_id=version.execution_id,
+    )
+
+
+def delta_of(
+    before: float | int | str, after: float | int | str
+) -> tuple[float | None, float | None]:
+    """Return ``(after - before, percent of |before|)``; ``None`` where undefined.
+
+    Non-numeric values have no delta; a zero ``before`` has no percentage.
+    """
+    old, new = numeric(before), numeric(after)
+    if old is None or new is None:
+        return None, None
+    delta = new - old
+    percent = None if old == 0 or math.isnan(old) else delta / abs(old) * 100.0
+    return delta, percent
+
+
+def values_equal(before: float | int | str, after: float | int | str, rel_tol: float) -> bool:
+    """Whether two recorded values are the same within ``rel_tol`` (NaN equals NaN)."""
+    old, new = numeric(before), numeric(after)
+    if old is None or new is None:
+        return type(before) is type(after) and before == after
+    if math.isnan(old) or math.isnan(new):
+        return math.isnan(old) and math.isnan(new)
+    return math.isclose(old, new, rel_tol=rel_tol, abs_tol=0.0)
+
+
+class ProvenanceService:
+    """Answers provenance queries for one repository.
+
+    Args:
+        repository: Where provenance is stored.
+        default_project_id: Project used when a query names none.
+    """
+
+    def __init__(self, repository: ProvenanceRepository, default_project_id: str) -> None:
+        self.repository = repository
+        self.default_project_id = default_project_id
+
+    def _project(self, project_id: str | None) -> str:
+        if project_id is None:
+            return self.default_project_id
+        if not project_id:
+            raise InvalidQueryError("project_id", project_id, "a non-empty project id")
+        return project_id
+
+    def entity(self, entity_id: str, project_id: str | None = None) -> ParameterVersion:
+        """Return one parameter version.
+
+        Raises:
+            InvalidEntityIdError: ``entity_id`` is malformed.
+            EntityNotFoundError: No such version in the project.
+        """
+        parse_entity_id(entity_id)
+        project = self._project(project_id)
+        version = self.repository.get_entity(project, entity_id)
+        if version is None:
+            raise EntityNotFoundError(entity_id, project)
+        return version
+
+    def history(
+        self, parameter_name: str, qid: str, limit: int = 50, project_id: str | None = None
+    ) -> HistoryResponse:
+        """Versions of one parameter of one qid, newest first (two commands)."""
+        if not parameter_name or not qid:
+            raise InvalidQueryError(
+                "parameter_name/qid", f"{parameter_name}/{qid}", "both non-empty"
+            )
+        project = self._project(project_id)
+        versions, total = self.repository.history(project, parameter_name, qid, _limit(limit))
+        return HistoryResponse(
+            parameter_name=parameter_name,
+            qid=qid,
+            project_id=project,
+            versions=versions,
+            total_versions=total,
+        )
+
+    def lineage(
+        self, entity_id: str, max_depth: int = 5, project_id: str | None = None
+    ) -> GraphResponse:
+        """Ancestors of an entity: what it was generated by and derived from.
+
+        Breadth-first: every node within ``max_depth`` hops at its shortest distance, one
+        relations query per level plus three look-ups, whatever the graph's size.
+        """
+        return self._traverse(entity_id, max_depth, project_id, downstream=False).graph
+
+    def impact(
+        self, entity_id: str, max_depth: int = 5, project_id: str | None = None
+    ) -> GraphResponse:
+        """Descendants of an entity: the activities that used it and what they produced."""
+        return self._traverse(entity_id, max_depth, project_id, downstream=True).graph
+
+    def export_prov_json(
+        self,
+        entity_id: str,
+        max_depth: int = 5,
+        project_id: str | None = None,
+        *,
+        direction: Literal["lineage", "impact"] = "lineage",
+    ) -> dict[str, Any]:
+        """The lineage (or impact) graph of an entity as a W3C PROV-JSON document."""
+        traversal = self._traverse(
+            entity_id, max_depth, project_id, downstream=direction == "impact"
+        )
+        return to_prov_json(traversal.graph, traversal.versions, traversal.activities)
+
+    def _traverse(
+        self, entity_id: str, max_depth: int, project_id: str | None, *, downstream: bool
+    ) -> _Traversal:
+        depth_limit = _depth(max_depth)
+        origin_version = self.entity(entity_id, project_id)
+        project = origin_version.project_id
+        depths: dict[str, int] = {entity_id: 0}
+        types: dict[str, NodeType] = {entity_id: NodeType.ENTITY}
+        edges: dict[tuple[str, str, str], GraphEdge] = {}
+        frontier = [entity_id]
+        for depth in range(1, depth_limit + 1):
+            if not frontier:
+                break
+            next_frontier: list[str] = []
+            for relation in self.repository.relations_from(
+                project, frontier, downstream=downstream
+            ):
+                if downstream:
+                    other, other_type = relation.source_id, relation.source_type
+                else:
+                    other, other_type = relation.target_id, relation.target_type
+                if other not in depths:
+                    depths[other] = depth
+                    types[other] = other_type
+                    next_frontier.append(other)
+                key = (relation.relation_type.value, relation.source_id, relation.target_id)
+                edges[key] = GraphEdge(
+                    relation_type=relation.relation_type,
+                    source_id=relation.source_id,
+                    target_id=relation.target_id,
+                )
+            frontier = next_frontier
+        entity_ids = [n for n, t in types.items() if t is NodeType.ENTITY and n != entity_id]
+        activity_ids = [n for n, t in types.items() if t is NodeType.ACTIVITY]
+        versions = {v.entity_id: v for v in self.repository.entities(project, entity_ids)}
+        versions[entity_id] = origin_version
+        activities = {a.activity_id: a for a in self.repository.activities(project, activity_ids)}
+        nodes: list[GraphNode] = []
+        for node_id, depth in depths.items():
+            if node_id == entity_id:
+                continue
+            node = GraphNode(node_type=types[node_id], node_id=node_id, depth=depth)
+            if node_id in versions:
+                node.entity = _entity_summary(versions[node_id])
+            if node_id in activities:
+                found = activities[node_id]
+                node.activity = ActivitySummary(
+                    task_name=found.task_name,
+                    qid=found.qid,
+                    status=found.status,
+                    execution_id=found.execution_id,
+                    started_at=found.started_at,
+                    ended_at=found.ended_at,
+                )
+            nodes.append(node)
+        nodes.sort(key=lambda n: (n.depth, n.node_id))
+        graph = GraphResponse(
+            direction="impact" if downstream else "lineage",
+            origin=GraphNode(
+                node_type=NodeType.ENTITY,
+                node_id=entity_id,
+                depth=0,
+                entity=_entity_summary(origin_version),
+            ),
+            nodes=nodes,
+            edges=sorted(edges.values(), key=lambda e: (e.source_id, e.target_id)),
+            max_depth=depth_limit,
+        )
+        return _Traversal(graph, versions, activities)
+
+    def compare(
+        self,
+        execution_id_before: str,
+        execution_id_after: str,
+        rel_tol: float = DEFAULT_REL_TOL,
+        project_id: str | None = None,
+    ) -> CompareResponse:
+        """Parameters added, removed and changed from one execution to another.
+
+        A parameter written several times by one execution counts with its newest version.
+
+        Raises:
+            ExecutionNotFoundError: An execution has nothing recorded in the project.
+            InvalidQueryError: ``rel_tol`` is negative or not finite.
+        """
+        if not math.isfinite(rel_tol) or rel_tol < 0:
+            raise InvalidQueryError("rel_tol", rel_tol, "a finite number >= 0")
+        project = self._project(project_id)
+        requested = [execution_id_before, execution_id_after]
+        known = self.repository.executions_known(project, requested)
+        for execution_id in requested:
+            if execution_id not in known:
+                raise ExecutionNotFoundError(execution_id, project)
+        newest: dict[str, dict[tuple[str, str], ParameterVersion]] = {e: {} for e in requested}
+        for version in self.repository.versions_of_executions(project, requested):
+            side = newest[version.execution_id]
+            key = (version.parameter_name, version.qid)
+            if key not in side or version.version > side[key].version:
+                side[key] = version
+        before, after = newest[execution_id_before], newest[execution_id_after]
+        added = [
+            AddedParameter(
+                parameter_name=v.parameter_name, qid=v.qid, value_after=v.value, unit=v.unit
+            )
+            for key, v in sorted(after.items())
+            if key not in before
+        ]
+        removed = [
+            RemovedParameter(
+                parameter_name=v.parameter_name, qid=v.qid, value_before=v.value, unit=v.unit
+            )
+            for key, v in sorted(before.items())
+            if key not in after
+        ]
+        changed: list[ChangedParameter] = []
+        unchanged = 0
+        for key in sorted(before.keys() & after.keys()):
+            old, new = before[key], after[key]
+            if values_equal(old.value, new.value, rel_tol):
+                unchanged += 1
+                continue
+            delta, percent = delta_of(old.value, new.value)
+            changed.append(
+                ChangedParameter(
+                    parameter_name=key[0],
+                    qid=key[1],
+                    value_before=old.value,
+                    value_after=new.value,
+                    unit=new.unit,
+                    delta=delta,
+                    delta_percent=percent,
+                )
+            )
+        return CompareResponse(
+            execution_id_before=execution_id_before,
+            execution_id_after=execution_id_after,
+            added_parameters=added,
+            removed_parameters=removed,
+            changed_parameters=changed,
+            unchanged_count=unchanged,
+            rel_tol=rel_tol,
+        )
+
+    def stats(self, project_id: str | None = None) -> StatsResponse:
+        """Counts of entities, activities, relations by type and executions."""
+        project = self._project(project_id)
+        entities, activities, by_type, executions = self.repository.stats(project)
+        return StatsResponse(
+            project_id=project,
+            total_entities=entities,
+            total_activities=activities,
+            total_relations=sum(by_type.values()),
+            relations_by_type={kind.value: by_type.get(kind.value, 0) for kind in RelationType},
+            total_executions=executions,
+        )
+
+    def executions(self, limit: int = 20, project_id: str | None = None) -> ExecutionsResponse:
+        """Recent executions, newest first, with their task-run counts."""
+        project = self._project(project_id)
+        rows = self.repository.recent_executions(project, _limit(limit))
+        return ExecutionsResponse(
+            executions=[
+                ExecutionSummary(
+                    execution_id=execution_id,
+                    started_at=started,
+                    ended_at=ended,
+                    task_count=count,
+                )
+                for execution_id, started, ended, count in rows
+            ]
+        )
+
+    def changes(
+        self, limit: int = 20, within_hours: float = 24.0, project_id: str | None = None
+    ) -> ChangesResponse:
+        """New versions from the last ``within_hours`` hours, newest first, with deltas."""
+        if not math.isfinite(within_hours) or not 0 < within_hours <= MAX_WITHIN_HOURS:
+            raise InvalidQueryError(
+                "within_hours", within_hours, f"a number > 0 and <= {MAX_WITHIN_HOURS}"
+            )
+        project = self._project(project_id)
+        since = utc_now() - timedelta(hours=within_hours)
+        versions, total = self.repository.recent_versions(project, since, _limit(limit))
+        previous_ids = [v.previous_entity_id for v in versions if v.previous_entity_id]
+        previous = {v.entity_id: v for v in self.repository.entities(project, previous_ids)}
+        changes: list[ParameterChange] = []
+        for version in versions:
+            before = previous.get(version.previous_entity_id or "")
+            delta, percent = (None, None)
+            if before is not None:
+                delta, percent = delta_of(before.value, version.value)
+            changes.append(
+                ParameterChange(
+                    entity_id=version.entity_id,
+                    parameter_name=version.parameter_name,
+                    qid=version.qid,
+                    value=version.value,
+                    value_type=version.value_type,
+                    unit=version.unit,
+                    previous_value=None if before is None else before.value,
+                    delta=delta,
+                    delta_percent=percent,
+                    version=version.version,
+                    task_name=version.task_name,
+                    execution_id=version.execution_id,
+                    valid_from=version.valid_from,
+                )
+            )
+        return ChangesResponse(changes=changes, total_count=total, within_hours=within_hours)

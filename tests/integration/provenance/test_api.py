@@ -1,0 +1,156 @@
+"""The provenance HTTP API over the embedded MongoDB, through a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jsonschema
+import pytest
+from fastapi.testclient import TestClient
+from prov.model import ProvDocument
+
+from qops.provenance.api import create_app
+from qops.provenance.models import Measured
+from qops.provenance.repository import MongoProvenanceRepository
+from qops.provenance.service import ProvenanceService
+from tests.integration.provenance.records import make_record, record_chain
+
+SCHEMA = Path(__file__).parents[3] / "schemas" / "prov-json" / "prov-json.schema.json"
+
+
+@pytest.fixture
+def client(service: ProvenanceService) -> TestClient:
+    return TestClient(create_app(service))
+
+
+def test_api_entity_nan_and_inf_are_json_safe(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    result = repository.record(
+        make_record("e1", "t", {"t1": Measured(value=math.nan, unit="s", error=math.inf)})
+    )
+    response = client.get(f"/provenance/entities/{result.entity_ids['t1']}")
+    assert response.status_code == 200
+    body = json.loads(response.text)  # strict JSON: no NaN tokens
+    assert body["value"] == "NaN"
+    assert body["value_type"] == "float"
+    assert body["error"] == "Infinity"
+    assert body["unit"] == "s"
+    assert body["valid_until"] is None
+    assert body["valid_from"].endswith("Z") or body["valid_from"].endswith("+00:00")
+
+
+def test_api_unknown_entity_404_and_malformed_422(client: TestClient) -> None:
+    missing = client.get("/provenance/entities/t1:Q0:nope:nope")
+    assert missing.status_code == 404
+    assert "no parameter version 't1:Q0:nope:nope'" in missing.json()["detail"]
+    malformed = client.get("/provenance/entities/not-an-entity")
+    assert malformed.status_code == 422
+    assert "malformed" in malformed.json()["detail"]
+
+
+def test_api_lineage_shape_and_bad_depths(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    ids = record_chain(repository, "e1", 5e9)
+    response = client.get(f"/provenance/lineage/{ids['t1']}", params={"max_depth": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["origin"]["node_id"] == ids["t1"]
+    assert body["origin"]["entity"]["parameter_name"] == "t1"
+    node_ids = {n["node_id"] for n in body["nodes"]} | {ids["t1"]}
+    assert ids["qubit_frequency"] in node_ids
+    assert all({e["source_id"], e["target_id"]} <= node_ids for e in body["edges"])
+    assert {e["relation_type"] for e in body["edges"]} == {
+        "wasGeneratedBy",
+        "used",
+        "wasDerivedFrom",
+    }
+    for bad in ("0", "-1", "abc"):
+        assert client.get(f"/provenance/lineage/{ids['t1']}?max_depth={bad}").status_code == 422
+    capped = client.get(f"/provenance/impact/{ids['qubit_frequency']}?max_depth=100000")
+    assert capped.status_code == 200
+    assert capped.json()["max_depth"] == 50
+
+
+def test_api_lineage_prov_json_is_valid_and_readable_by_prov(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    record_chain(repository, "e1", 5.0e9)
+    ids = record_chain(repository, "e2", 5.1e9)
+    response = client.get(f"/provenance/lineage/{ids['t1']}?max_depth=4&format=prov-json")
+    assert response.status_code == 200
+    document = response.json()
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+
+    again = client.get(f"/provenance/lineage/{ids['t1']}?max_depth=4&format=prov-json").json()
+    assert again == document  # stable ids
+
+    parsed = ProvDocument.deserialize(content=response.text, format="json")
+    entity_ids = {str(r.identifier) for r in parsed.get_records() if r.is_element()}
+    assert f"qops:{ids['t1']}" in entity_ids
+    assert f"qops:{ids['qubit_frequency']}" in entity_ids
+    kinds = {type(r).__name__ for r in parsed.get_records()}
+    assert {
+        "ProvEntity",
+        "ProvActivity",
+        "ProvAgent",
+        "ProvGeneration",
+        "ProvUsage",
+        "ProvDerivation",
+        "ProvAssociation",
+    } <= kinds
+    start = document["activity"][f"qops:{ids['t1_activity']}"]["prov:startTime"]
+    assert start.endswith("+00:00")
+
+
+def test_api_history_compare_changes_stats_executions(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    record_chain(repository, "e1", 5.0e9)
+    record_chain(repository, "e2", 5.1e9)
+
+    history = client.get(
+        "/provenance/history", params={"parameter_name": "qubit_frequency", "qid": "Q0"}
+    ).json()
+    assert history["total_versions"] == 2
+    assert [v["version"] for v in history["versions"]] == [2, 1]
+
+    compare = client.get(
+        "/provenance/compare", params={"execution_id_before": "e1", "execution_id_after": "e2"}
+    ).json()
+    assert {c["parameter_name"] for c in compare["changed_parameters"]} == {
+        "qubit_frequency",
+        "rabi_amplitude",
+    }
+    assert compare["unchanged_count"] == 1
+    assert (
+        client.get(
+            "/provenance/compare",
+            params={"execution_id_before": "e1", "execution_id_after": "nope"},
+        ).status_code
+        == 404
+    )
+
+    changes = client.get("/provenance/changes", params={"limit": 2, "within_hours": 1}).json()
+    assert changes["total_count"] == 6
+    assert len(changes["changes"]) == 2
+    assert client.get("/provenance/changes?within_hours=-1").status_code == 422
+
+    stats = client.get("/provenance/stats").json()
+    assert stats["total_entities"] == 6
+    assert stats["total_executions"] == 2
+
+    executions = client.get("/provenance/executions?limit=1").json()
+    assert [e["execution_id"] for e in executions["executions"]] == ["e2"]
+
+    other = client.get("/provenance/stats?project_id=elsewhere").json()
+    assert other["total_entities"] == 0
+
+
+def test_api_openapi_docs_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/provenance/lineage/{entity_id}" in paths

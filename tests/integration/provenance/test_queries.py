@@ -1,0 +1,216 @@
+"""Provenance queries on the embedded MongoDB, bad input included."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+from pymongo.database import Database
+
+from qops.mongo import Document
+from qops.provenance.errors import (
+    EntityNotFoundError,
+    ExecutionNotFoundError,
+    InvalidEntityIdError,
+    InvalidQueryError,
+)
+from qops.provenance.models import Measured, NodeType, ProvenanceRelation, RelationType
+from qops.provenance.repository import MongoProvenanceRepository, bulk_relations
+from qops.provenance.service import MAX_DEPTH, ProvenanceService
+from qops.timeutil import utc_now
+from tests.integration.provenance.records import PROJECT, make_record, record_chain
+
+
+def test_entity_malformed_id_raises_naming_format(service: ProvenanceService) -> None:
+    with pytest.raises(InvalidEntityIdError, match="has 2 ':'-separated parts, not 4"):
+        service.entity("qubit_frequency:Q0")
+    with pytest.raises(InvalidEntityIdError, match="empty part"):
+        service.entity("qubit_frequency::e:t")
+
+
+def test_entity_unknown_or_other_project_not_found(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    ids = record_chain(repository, "e1", 5e9)
+    assert service.entity(ids["t1"]).value == 5e-5
+    with pytest.raises(EntityNotFoundError, match="in project 'elsewhere'"):
+        service.entity(ids["t1"], project_id="elsewhere")
+    with pytest.raises(EntityNotFoundError):
+        service.entity("t1:Q0:nope:nope")
+
+
+@pytest.mark.parametrize("depth", [0, -3])
+def test_lineage_depth_not_positive_raises(
+    service: ProvenanceService, repository: MongoProvenanceRepository, depth: int
+) -> None:
+    ids = record_chain(repository, "e1", 5e9)
+    with pytest.raises(InvalidQueryError, match="max_depth"):
+        service.lineage(ids["t1"], max_depth=depth)
+
+
+def test_lineage_huge_depth_is_capped(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    ids = record_chain(repository, "e1", 5e9)
+    graph = service.lineage(ids["t1"], max_depth=10**9)
+    assert graph.max_depth == MAX_DEPTH
+    assert {n.node_id for n in graph.nodes} >= {ids["qubit_frequency"], ids["rabi_amplitude"]}
+
+
+def test_lineage_depth_one_stops_at_direct_neighbours(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    ids = record_chain(repository, "e1", 5e9)
+    graph = service.lineage(ids["rabi_amplitude"], max_depth=1)
+    assert {(n.node_id, n.depth) for n in graph.nodes} == {
+        (ids["qubit_frequency"], 1),
+        ("e1:t-rabi", 1),
+    }
+    # the frequency's own activity is at depth 2: neither it nor its edge is returned
+    assert all(e.target_id != "e1:t-freq" for e in graph.edges)
+
+
+def test_lineage_cycle_in_relations_terminates_with_shortest_depths(
+    service: ProvenanceService,
+    repository: MongoProvenanceRepository,
+    mongo_db: Database[Document],
+) -> None:
+    a = repository.record(make_record("e1", "ta", {"a": 1.0})).entity_ids["a"]
+    b = repository.record(make_record("e1", "tb", {"b": 2.0})).entity_ids["b"]
+    c = repository.record(make_record("e1", "tc", {"c": 3.0})).entity_ids["c"]
+
+    def derived(source: str, target: str) -> ProvenanceRelation:
+        return ProvenanceRelation(
+            relation_type=RelationType.WAS_DERIVED_FROM,
+            source_id=source,
+            source_type=NodeType.ENTITY,
+            target_id=target,
+            target_type=NodeType.ENTITY,
+            project_id=PROJECT,
+            execution_id="e1",
+        )
+
+    mongo_db.provenance_relations.bulk_write(
+        bulk_relations([derived(a, b), derived(b, c), derived(c, a)])
+    )
+    graph = service.lineage(a, max_depth=MAX_DEPTH)
+    depths = {n.node_id: n.depth for n in graph.nodes}
+    assert depths[b] == 1
+    assert depths[c] == 2
+    assert a not in depths  # the origin is not repeated as a node
+    impact = service.impact(a, max_depth=MAX_DEPTH)
+    assert {n.node_id: n.depth for n in impact.nodes if n.node_type is NodeType.ENTITY} == {
+        c: 1,
+        b: 2,
+    }
+
+
+def test_history_newest_first_with_total_and_limit(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    for i in range(4):
+        repository.record(make_record(f"e{i}", "t", {"qubit_frequency": 5e9 + i}))
+    result = service.history("qubit_frequency", "Q0", limit=2)
+    assert [v.version for v in result.versions] == [4, 3]
+    assert result.total_versions == 4
+    with pytest.raises(InvalidQueryError, match="limit"):
+        service.history("qubit_frequency", "Q0", limit=0)
+
+
+def test_compare_unknown_execution_raises_not_found(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    record_chain(repository, "e1", 5e9)
+    with pytest.raises(ExecutionNotFoundError, match="'missing'"):
+        service.compare("e1", "missing")
+    with pytest.raises(ExecutionNotFoundError, match="'missing'"):
+        service.compare("missing", "e1")
+
+
+def test_compare_tolerance_types_added_removed_and_nan(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    before = {
+        "f": 5.0e9,
+        "same_within_tol": 1.0,
+        "mode": "dispersive",
+        "fit": math.nan,
+        "gone": 3,
+        "int_count": 7,
+    }
+    after = {
+        "f": 5.1e9,
+        "same_within_tol": 1.0 + 1e-12,
+        "mode": "resonant",
+        "fit": math.nan,
+        "new": 4.5,
+        "int_count": 7,
+    }
+    repository.record(make_record("before", "t", dict(before)))
+    repository.record(make_record("after", "t", dict(after)))
+
+    result = service.compare("before", "after")
+
+    changed = {c.parameter_name: c for c in result.changed_parameters}
+    assert set(changed) == {"f", "mode"}
+    assert changed["f"].delta == pytest.approx(1e8)
+    assert changed["f"].delta_percent == pytest.approx(2.0)
+    assert changed["mode"].delta is None
+    assert changed["mode"].delta_percent is None
+    assert result.unchanged_count == 3  # within tolerance, NaN == NaN, equal ints
+    assert [a.parameter_name for a in result.added_parameters] == ["new"]
+    assert [r.parameter_name for r in result.removed_parameters] == ["gone"]
+    strict = service.compare("before", "after", rel_tol=0.0)
+    assert strict.unchanged_count == 2
+    with pytest.raises(InvalidQueryError, match="rel_tol"):
+        service.compare("before", "after", rel_tol=-1.0)
+
+
+def test_changes_honours_within_hours_and_reports_previous_value(
+    service: ProvenanceService,
+    repository: MongoProvenanceRepository,
+    mongo_db: Database[Document],
+) -> None:
+    repository.record(make_record("e1", "t", {"f": Measured(value=100.0, unit="Hz")}))
+    repository.record(make_record("e2", "t", {"f": Measured(value=110.0, unit="Hz")}))
+    repository.record(make_record("e3", "t", {"g": "x"}))
+    # Move the first version two days back (insert keeps a real date on every server).
+    old = mongo_db.parameter_versions.find_one_and_delete({"_id": "f:Q0:e1:t"})
+    assert old is not None
+    old["valid_from"] = utc_now() - timedelta(hours=48)
+    mongo_db.parameter_versions.insert_one(old)
+
+    recent = service.changes(limit=10, within_hours=24)
+    assert recent.total_count == 2
+    by_name = {c.parameter_name: c for c in recent.changes}
+    assert by_name["f"].previous_value == 100.0
+    assert by_name["f"].delta == pytest.approx(10.0)
+    assert by_name["f"].delta_percent == pytest.approx(10.0)
+    assert by_name["g"].previous_value is None
+    assert service.changes(limit=1, within_hours=72).total_count == 3
+    assert len(service.changes(limit=1, within_hours=72).changes) == 1
+    with pytest.raises(InvalidQueryError, match="within_hours"):
+        service.changes(within_hours=0)
+
+
+def test_stats_and_executions_count_what_was_recorded(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    record_chain(repository, "e1", 5.0e9)
+    record_chain(repository, "e2", 5.1e9)
+
+    stats = service.stats()
+    assert stats.total_entities == 6
+    assert stats.total_activities == 6
+    assert stats.total_executions == 2
+    # per chain: used 3, wasGeneratedBy 3, wasDerivedFrom 3 (+3 to previous versions in e2)
+    assert stats.relations_by_type == {"wasGeneratedBy": 6, "used": 6, "wasDerivedFrom": 9}
+    assert stats.total_relations == 21
+
+    executions = service.executions(limit=10)
+    assert [(e.execution_id, e.task_count) for e in executions.executions] == [
+        ("e2", 3),
+        ("e1", 3),
+    ]
+    assert executions.executions[0].started_at.tzinfo is not None
