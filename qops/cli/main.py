@@ -7,8 +7,9 @@ import sys
 
 import typer
 
-from qops.cli import demo, mongo, prefect_cmd
+from qops.cli import backend, demo, mongo, prefect_cmd
 from qops.cli.common import run_guarded
+from qops.cli.monitor import monitor
 from qops.cli.version import version
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app.command("version")(version)
 app.add_typer(mongo.app, name="mongo")
 app.add_typer(prefect_cmd.app, name="prefect")
 app.command("demo")(demo.demo)
+app.add_typer(backend.app, name="backend")
+app.command("monitor")(monitor)
 
 
 def main(argv: list[str] | None = None) -> None:
