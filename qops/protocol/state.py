@@ -133,16 +133,14 @@ class MongoBackendStateStore:
         """Set or clear the operator's OFFLINE mark (idempotent)."""
         try:
             self._ensure_indexes()
-            self._collection.update_one(
+            self._collection.replace_one(
                 {"_id": f"manual:{chip_id}"},
                 {
-                    "$set": {
-                        "chip_id": chip_id,
-                        "kind": "manual",
-                        "offline": offline,
-                        "reason": reason,
-                        "updated_at": utc_now(),
-                    }
+                    "chip_id": chip_id,
+                    "kind": "manual",
+                    "offline": offline,
+                    "reason": reason,
+                    "updated_at": utc_now(),
                 },
                 upsert=True,
             )
@@ -175,11 +173,15 @@ class MongoBackendStateStore:
 
     def renew(self, chip_id: str, lease_id: str, lease_s: float) -> bool:
         """Move the lease's expiry to ``lease_s`` seconds from now."""
+        key = {"_id": f"lease:{chip_id}:{lease_id}"}
         try:
-            result = self._collection.update_one(
-                {"_id": f"lease:{chip_id}:{lease_id}"},
-                {"$set": {"expires_at": utc_now() + timedelta(seconds=lease_s)}},
-            )
+            document = self._collection.find_one(key)
+            if document is None:
+                return False
+            document["expires_at"] = utc_now() + timedelta(seconds=lease_s)
+            # Whole-document replacement: the embedded server stores a $set datetime of an
+            # existing document as text (see docs/mongodb.md).
+            result = self._collection.replace_one(key, document)
         except PyMongoError as e:
             raise StateStoreError(chip_id, f"cannot renew lease {lease_id}: {e}") from e
         return result.matched_count == 1
