@@ -174,8 +174,8 @@ class HardwareMonitor:
             if previous == UNREACHABLE:
                 # It may have restarted: check its starttime, then refresh the metrics.
                 self._need_static = True
-            self._need_dynamic = True
-            self._next_fetch = 0.0
+                self._need_dynamic = True
+                self._next_fetch = 0.0
         elif previous in _REFRESH_FROM and state is BackendState.IDLE:
             self._need_dynamic = True
             self._next_fetch = 0.0
