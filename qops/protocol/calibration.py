@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +34,9 @@ class CalibrationValue(BaseModel):
 
     parameter_name: str = Field(min_length=1, description="e.g. t1, t2_star, cnot_fidelity.")
     qid: str = Field(description='A qubit ("Q0") or a qubit pair ("Q0-Q1").')
-    value: float | None = Field(description="The value in the parameter's unit; None: no value.")
+    value: float | None = Field(
+        allow_inf_nan=False, description="The value in the parameter's unit; None: no value."
+    )
 
 
 @runtime_checkable
@@ -46,6 +48,19 @@ class CalibrationSource(Protocol):
 
         Returns an empty list for a chip it knows nothing about.
         """
+        ...
+
+
+@runtime_checkable
+class VersionedCalibrationSource(CalibrationSource, Protocol):
+    """A calibration source that can tell cheaply whether a chip's values changed.
+
+    Optional: when a source has ``parameters_version``, the server builds, checks and
+    encodes a chip's get_dynamic payload once per version instead of on every request.
+    """
+
+    def parameters_version(self, chip_id: str) -> Hashable:
+        """Return a value that changes whenever ``current_parameters(chip_id)`` would."""
         ...
 
 
@@ -61,6 +76,7 @@ class InMemoryCalibrationSource:
         self._values: dict[str, list[CalibrationValue]] = {
             chip: list(chip_values) for chip, chip_values in (values or {}).items()
         }
+        self._versions: dict[str, int] = {}
 
     def current_parameters(self, chip_id: str) -> list[CalibrationValue]:
         """Return the values of ``chip_id`` (empty if unknown)."""
@@ -72,6 +88,12 @@ class InMemoryCalibrationSource:
         replacement = list(values)
         with self._lock:
             self._values[chip_id] = replacement
+            self._versions[chip_id] = self._versions.get(chip_id, 0) + 1
+
+    def parameters_version(self, chip_id: str) -> Hashable:
+        """Return how many times ``chip_id``'s values were replaced."""
+        with self._lock:
+            return self._versions.get(chip_id, 0)
 
 
 def qubit_labels(qid: str) -> tuple[str, ...] | None:
