@@ -16,7 +16,7 @@ from qops.protocol.client import MetaClient
 from qops.protocol.errors import BackendFailureError
 from qops.protocol.messages import BackendState, Command, new_session_id
 from qops.protocol.state import calibrating, resolve_state
-from tests.cli import QOPS
+from tests.cli import QOPS, run_qops
 from tests.integration.meta.conftest import CHIP, MCKAY, ServerFactory, wait_for
 
 Context = zmq.Context[zmq.Socket[bytes]]
@@ -276,3 +276,18 @@ def test_backend_serve_cli_bad_compiler_pass_refuses_to_start(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "routing[0] opensquirrel.passes.router.NoSuchRouter.route" in result.stderr
+
+
+def test_backend_set_state_cli_marks_offline_and_online(mongo_settings: object) -> None:
+    offline = run_qops("backend", "set-state", "offline", "--chip", CHIP, "--reason", "repair")
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.strip() == f"{CHIP}: OFFLINE"
+    assert run_qops("backend", "state", "--chip", CHIP).stdout.strip() == "OFFLINE"
+    online = run_qops("backend", "set-state", "online", "--chip", CHIP)
+    assert online.stdout.strip() == f"{CHIP}: IDLE"
+
+
+def test_backend_set_state_cli_unknown_state_is_usage_error() -> None:
+    result = run_qops("backend", "set-state", "sleeping", "--chip", CHIP)
+    assert result.returncode == 2
+    assert "sleeping" in result.stderr

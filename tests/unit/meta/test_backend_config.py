@@ -115,3 +115,14 @@ def test_in_memory_source_set_parameters_replaces_chip_values() -> None:
     source.set_parameters("chip-a", [CalibrationValue(parameter_name="t1", qid="Q1", value=2.0)])
     assert [v.qid for v in source.current_parameters("chip-a")] == ["Q1"]
     assert source.current_parameters("chip-b") == []
+
+
+def test_load_backend_config_documented_example_is_valid() -> None:
+    example = Path(__file__).parents[3] / "docs" / "examples" / "backend.yaml"
+    config = load_backend_config(example)
+    assert config.chip == "chip-a"
+    assert dynamic_payload(config.calibration, config.extra_metrics) == {
+        "t1": {"__labels__": ["qubit"], "q0": 0.995, "q1": 0.988},
+        "cnot_fidelity": {"__labels__": ["qubit1", "qubit2"], "q1": {"q0": 0.995}},
+        "fridge_temperature_in_mk": 8.4,
+    }
