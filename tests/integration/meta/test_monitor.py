@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -157,3 +158,42 @@ def test_metrics_exporter_serves_collector_over_http() -> None:
         exporter.stop()
     assert "qi_up 1.0" in text
     assert 'qi_backend_state{state="IDLE"} 1.0' in text
+
+
+def test_monitor_pushes_metrics_to_pushgateway_after_get_dynamic(
+    start_server: ServerFactory, mongo_db: Database[Document]
+) -> None:
+    received: list[tuple[str, str, bytes]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    gateway = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=gateway.serve_forever, daemon=True).start()
+    server = start_server()
+    settings = MonitorSettings(
+        req_address=server.req, sub_address=server.pub, heartbeat_s=HEARTBEAT_S
+    )
+    collector = HardwareMetricsCollector()
+    exporter = MetricsExporter(
+        collector, port=0, host="127.0.0.1", pushgateway=f"http://127.0.0.1:{gateway.server_port}"
+    )
+    monitor = HardwareMonitor(
+        settings, collector, MongoSnapshotRepository(mongo_db), exporter=exporter
+    )
+    try:
+        monitor.run(duration_s=0.5)
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+    assert received, "nothing was pushed"
+    command, path, body = received[-1]
+    assert (command, path) == ("PUT", "/metrics/job/qops-monitor")
+    assert b'qi_t1{qubit="q0"} 0.995' in body
