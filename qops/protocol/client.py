@@ -71,6 +71,12 @@ class MetaClient:
             self._socket.close(linger=0)
             self._socket = None
 
+    def __enter__(self) -> MetaClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Close the socket (and the context if this client created it)."""
         self._discard_socket()

@@ -79,12 +79,11 @@ def test_meta_client_reply_for_other_session_is_not_accepted(
     address = fake_2300(
         lambda n, req: (0.0, {"status": "success", "session_id": other, "payload": {}})
     )
-    client = MetaClient(address, timeout_s=0.5, retries=2)
-    try:
-        with pytest.raises(BackendUnreachableError, match="is not the request's"):
-            client.get_dynamic()
-    finally:
-        client.close()
+    with (
+        MetaClient(address, timeout_s=0.5, retries=2) as client,
+        pytest.raises(BackendUnreachableError, match="is not the request's"),
+    ):
+        client.get_dynamic()
 
 
 def test_meta_client_slow_reply_after_timeout_is_retried_and_late_reply_ignored(
@@ -92,12 +91,9 @@ def test_meta_client_slow_reply_after_timeout_is_retried_and_late_reply_ignored(
 ) -> None:
     # The first request is answered after the timeout; the retry is answered at once.
     address = fake_2300(lambda n, req: (0.6 if n == 1 else 0.0, ok_reply(req)))
-    client = MetaClient(address, timeout_s=0.3, retries=3)
-    try:
+    with MetaClient(address, timeout_s=0.3, retries=3) as client:
         assert client.get_dynamic() == {"x": 1.0}
         assert client.get_dynamic() == {"x": 1.0}  # no stale reply in between
-    finally:
-        client.close()
 
 
 def test_meta_client_failure_reply_schema_checked_and_raised(
@@ -109,12 +105,11 @@ def test_meta_client_failure_reply_schema_checked_and_raised(
             {"status": "failure", "session_id": req["session_id"], "payload": {"error_msg": "no"}},
         )
     )
-    client = MetaClient(address, timeout_s=0.5, retries=1)
-    try:
-        with pytest.raises(BackendFailureError, match="refused get_static: no"):
-            client.get_static()
-    finally:
-        client.close()
+    with (
+        MetaClient(address, timeout_s=0.5, retries=1) as client,
+        pytest.raises(BackendFailureError, match="refused get_static: no"),
+    ):
+        client.get_static()
 
 
 def test_meta_client_invalid_static_reply_is_refused(
@@ -126,24 +121,20 @@ def test_meta_client_invalid_static_reply_is_refused(
             {"status": "success", "session_id": req["session_id"], "payload": {"nqubits": 2}},
         )
     )
-    client = MetaClient(address, timeout_s=0.5, retries=1)
-    try:
-        with pytest.raises(BackendUnreachableError, match="protocol_version"):
-            client.get_static()
-    finally:
-        client.close()
+    with (
+        MetaClient(address, timeout_s=0.5, retries=1) as client,
+        pytest.raises(BackendUnreachableError, match="protocol_version"),
+    ):
+        client.get_static()
 
 
 def test_meta_client_server_restart_mid_run_is_survived(start_server: ServerFactory) -> None:
     port = free_port()
     first = start_server(req=f"tcp://127.0.0.1:{port}")
-    client = MetaClient(first.req, timeout_s=0.3, retries=20)
-    try:
+    with MetaClient(first.req, timeout_s=0.3, retries=20) as client:
         before = client.get_static().starttime
         first.stop()
         second = start_server(req=f"tcp://127.0.0.1:{port}")
         assert second.req == first.req
         after = client.get_static().starttime
-    finally:
-        client.close()
     assert after > before

@@ -38,11 +38,8 @@ def raw_request(context: Context, address: str, *frames: bytes) -> dict[str, obj
 
 def test_meta_server_get_static_returns_configured_system(start_server: ServerFactory) -> None:
     running = start_server()
-    client = MetaClient(running.req, timeout_s=2)
-    try:
+    with MetaClient(running.req, timeout_s=2) as client:
         static = client.get_static()
-    finally:
-        client.close()
     assert static.name == "spin-2"
     assert static.protocol_version == 3
     assert static.topology == [(0, 1)]
@@ -54,11 +51,8 @@ def test_meta_server_get_dynamic_returns_calibration_and_extras(
     start_server: ServerFactory,
 ) -> None:
     running = start_server()
-    client = MetaClient(running.req, timeout_s=2)
-    try:
+    with MetaClient(running.req, timeout_s=2) as client:
         payload = client.get_dynamic()
-    finally:
-        client.close()
     assert payload == {
         "t1": {"__labels__": ["qubit"], "q0": 0.995, "q1": 0.988},
         "cnot_fidelity": {"__labels__": ["qubit1", "qubit2"], "q1": {"q0": 0.995}},
@@ -135,13 +129,10 @@ def test_meta_server_calibration_source_error_gets_failure_reply(
             raise RuntimeError("calibration database gone")
 
     running.server.calibration = BrokenSource()  # type: ignore[assignment]
-    client = MetaClient(running.req, timeout_s=2)
-    try:
+    with MetaClient(running.req, timeout_s=2) as client:
         with pytest.raises(BackendFailureError, match="internal error: RuntimeError: calibration"):
             client.request(Command.GET_DYNAMIC)
         assert client.get_static().name == "spin-2"
-    finally:
-        client.close()
 
 
 def subscribe(context: Context, address: str) -> zmq.Socket[bytes]:
