@@ -147,11 +147,13 @@ class MetaServer:
         next_heartbeat = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
+            changed = False
             if now >= next_poll:
                 next_poll = now + self.state_poll_s
-                if self._refresh_state() or now >= next_heartbeat:
-                    self._publish_state()
-                    next_heartbeat = now + self.heartbeat_s
+                changed = self._refresh_state()
+            if changed or now >= next_heartbeat:
+                self._publish_state()
+                next_heartbeat = now + self.heartbeat_s
             try:
                 frames = self._rep.recv_multipart()
             except zmq.Again:

@@ -117,6 +117,9 @@ class MongoBackendStateStore:
             return
         # Serves marks(): find({"chip_id": ...}) at every state poll of the server.
         self._collection.create_index([("chip_id", ASCENDING)])
+        # Not for a query: MongoDB's TTL monitor deletes the leases of holders that died
+        # (about once a minute); marks() already ignores them once expired.
+        self._collection.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
         self._indexed = True
 
     def marks(self, chip_id: str) -> StateMarks:
