@@ -3,6 +3,7 @@
 Each block mirrors a ``qops.config`` settings model and converts with ``to_settings()``.
 """
 
+from blocks.backend import MetaBackend
 from blocks.mongodb import MongoDBConnection
 
-__all__ = ["MongoDBConnection"]
+__all__ = ["MetaBackend", "MongoDBConnection"]

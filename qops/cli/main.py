@@ -7,8 +7,9 @@ import sys
 
 import typer
 
-from qops.cli import api, demo, mongo, prefect_cmd, provenance
+from qops.cli import api, backend, demo, mongo, prefect_cmd, provenance
 from qops.cli.common import run_guarded
+from qops.cli.monitor import monitor
 from qops.cli.version import version
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.add_typer(prefect_cmd.app, name="prefect")
 app.command("demo")(demo.demo)
 app.add_typer(provenance.app, name="provenance")
 app.add_typer(api.app, name="api")
+app.add_typer(backend.app, name="backend")
+app.command("monitor")(monitor)
 
 
 def main(argv: list[str] | None = None) -> None:

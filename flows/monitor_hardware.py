@@ -1,0 +1,52 @@
+"""The 2200 monitor flow: fetch 2300's static information, then follow it and serve metrics."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from qops.protocol.messages import StaticInfo
+from qops.protocol.monitor import MonitorSettings, MonitorSummary
+from tasks.monitor import fetch_backend_static, monitor_backend
+from tasks.settings import mongo_settings
+
+
+@flow(name="monitor-hardware", log_prints=False)
+def monitor_hardware(
+    req_address: str = "tcp://127.0.0.1:4203",
+    sub_address: str = "tcp://127.0.0.1:4204",
+    metrics_port: int = 9108,
+    pushgateway: str | None = None,
+    request_timeout_s: float = 2.0,
+    heartbeat_s: float = 1.0,
+    duration_s: float | None = None,
+    mongodb_block: str | None = None,
+) -> MonitorSummary:
+    """Watch a 2300 backend: metrics on ``http://0.0.0.0:<metrics_port>/metrics``.
+
+    Args:
+        req_address: 2300's REP socket.
+        sub_address: 2300's PUB socket.
+        metrics_port: Port of the Prometheus endpoint.
+        pushgateway: Pushgateway URL to push to after each change, or ``None``.
+        request_timeout_s: Seconds to wait for each request attempt.
+        heartbeat_s: 2300's heartbeat period; 3 missed heartbeats mean UNREACHABLE.
+        duration_s: Stop after this many seconds; ``None`` runs until cancelled.
+        mongodb_block: Name of a ``qops-mongodb-connection`` block; ``None`` reads ``QOPS_*``.
+    """
+    settings = MonitorSettings(
+        req_address=req_address,
+        sub_address=sub_address,
+        metrics_port=metrics_port,
+        pushgateway=pushgateway,
+        request_timeout_s=request_timeout_s,
+        heartbeat_s=heartbeat_s,
+    )
+    mongo = mongo_settings(mongodb_block)
+    fetched = fetch_backend_static(settings, mongo, return_state=True)
+    static: StaticInfo | None = None
+    if fetched.is_completed():
+        static = fetched.result()
+    else:
+        # 2300 may come up later: the monitor keeps asking and reports qi_up 0 meanwhile.
+        get_run_logger().warning("2300 at %s not answering yet; monitoring anyway", req_address)
+    return monitor_backend(settings, mongo, initial_static=static, duration_s=duration_s)

@@ -1,0 +1,127 @@
+"""Errors of the compute-runtime meta protocol, both sides."""
+
+from __future__ import annotations
+
+from qops.errors import QopsError
+
+
+class ProtocolError(QopsError):
+    """A message does not follow the protocol.
+
+    Args:
+        what: Which message, e.g. ``request``, ``get_dynamic reply``, ``publish_state``.
+        reason: What is wrong with it, naming the field where possible.
+    """
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"invalid {what}: {reason}")
+
+
+class MessageTooLargeError(ProtocolError):
+    """A message exceeds the size cap.
+
+    Args:
+        what: Which message.
+        size: Its size in bytes.
+        cap: The cap in bytes.
+    """
+
+    def __init__(self, what: str, size: int, cap: int) -> None:
+        self.size = size
+        self.cap = cap
+        super().__init__(what, f"{size} bytes exceeds the cap of {cap} bytes")
+
+
+class BackendUnreachableError(QopsError):
+    """2300 did not answer a request within the timeout, after every retry.
+
+    Args:
+        address: The REQ socket's address.
+        command: The command sent.
+        attempts: How many times it was sent.
+        timeout_s: Seconds waited for each attempt.
+        detail: Why the last attempt failed.
+    """
+
+    def __init__(
+        self, address: str, command: str, attempts: int, timeout_s: float, detail: str
+    ) -> None:
+        self.address = address
+        self.command = command
+        self.attempts = attempts
+        self.timeout_s = timeout_s
+        self.detail = detail
+        super().__init__(
+            f"2300 at {address} gave no usable reply to {command} after {attempts} attempt(s) "
+            f"of {timeout_s:g} s: {detail}"
+        )
+
+
+class BackendFailureError(QopsError):
+    """2300 answered a request with a failure reply.
+
+    Args:
+        address: The REQ socket's address.
+        command: The command sent.
+        error_msg: The ``error_msg`` of the failure reply.
+    """
+
+    def __init__(self, address: str, command: str, error_msg: str) -> None:
+        self.address = address
+        self.command = command
+        self.error_msg = error_msg
+        super().__init__(f"2300 at {address} refused {command}: {error_msg}")
+
+
+class BackendConfigError(QopsError):
+    """The 2300 backend configuration cannot be used.
+
+    Args:
+        source: Where the configuration came from (file path or block name).
+        reason: What is wrong, naming the field.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"backend configuration {source}: {reason}")
+
+
+class CompilerPassError(BackendConfigError):
+    """A compiler pass of the configuration does not resolve in OpenSquirrel.
+
+    Args:
+        source: Where the configuration came from.
+        stage: The compiler stage (``decomposition``, ``mapping``, ...).
+        index: Position of the pass in the stage.
+        path: The pass's class path.
+        method: The pass's method name.
+        reason: Why it does not resolve.
+    """
+
+    def __init__(
+        self, source: str, stage: str, index: int, path: str, method: str, reason: str
+    ) -> None:
+        self.stage = stage
+        self.index = index
+        self.path = path
+        self.method = method
+        super().__init__(
+            source, f"compiler pass {stage}[{index}] {path}.{method} is not usable: {reason}"
+        )
+
+
+class StateStoreError(QopsError):
+    """The backend state store could not be read or written.
+
+    Args:
+        chip_id: The chip whose state was concerned.
+        reason: What went wrong.
+    """
+
+    def __init__(self, chip_id: str, reason: str) -> None:
+        self.chip_id = chip_id
+        self.reason = reason
+        super().__init__(f"backend state of chip {chip_id!r}: {reason}")

@@ -1,0 +1,284 @@
+"""The 2300 meta server over real sockets: answers, failure replies, state publication."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from qops.protocol.client import MetaClient
+from qops.protocol.errors import BackendFailureError
+from qops.protocol.messages import BackendState, Command, new_session_id
+from qops.protocol.state import calibrating, resolve_state
+from tests.cli import QOPS, run_qops
+from tests.integration.meta.conftest import CHIP, MCKAY, ServerFactory, wait_for
+
+Context = zmq.Context[zmq.Socket[bytes]]
+
+
+def raw_request(context: Context, address: str, *frames: bytes) -> dict[str, object]:
+    """Send raw frames on a fresh REQ socket and return the decoded reply."""
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    try:
+        sock.send_multipart(list(frames))
+        assert sock.poll(5000), "no reply within 5 s"
+        reply: dict[str, object] = json.loads(sock.recv())
+        return reply
+    finally:
+        sock.close()
+
+
+def test_meta_server_get_static_returns_configured_system(start_server: ServerFactory) -> None:
+    running = start_server()
+    with MetaClient(running.req, timeout_s=2) as client:
+        static = client.get_static()
+    assert static.name == "spin-2"
+    assert static.protocol_version == 3
+    assert static.topology == [(0, 1)]
+    assert static.default_compiler_config.decomposition[0].path == MCKAY
+    assert abs(static.starttime - time.time()) < 60
+
+
+def test_meta_server_get_dynamic_returns_calibration_and_extras(
+    start_server: ServerFactory,
+) -> None:
+    running = start_server()
+    with MetaClient(running.req, timeout_s=2) as client:
+        payload = client.get_dynamic()
+    assert payload == {
+        "t1": {"__labels__": ["qubit"], "q0": 0.995, "q1": 0.988},
+        "cnot_fidelity": {"__labels__": ["qubit1", "qubit2"], "q1": {"q0": 0.995}},
+        "fridge_temperature_in_mk": 8.4,
+    }
+
+
+SESSION = "3f0c8a4e-8d0b-4a4e-9a53-0d6b8f1c2e7a"
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason", "same_session"),
+    [
+        ([b"\x00\xff\x13garbage\xfe"], "not UTF-8", False),
+        ([b""], "empty message", False),
+        ([b"[1, 2, 3]"], "expected a JSON object, found list", False),
+        ([b'"get_static"'], "expected a JSON object, found str", False),
+        ([b'{"command": "get_static"}'], "session_id", False),
+        ([b'{"command": "get_static", "session_id": "not-a-uuid"}'], "session_id", False),
+        ([b'{"command": "get_static", "session_id": 7}'], "session_id", False),
+        ([f'{{"command": "reboot", "session_id": "{SESSION}"}}'.encode()], "unknown command", True),
+        (
+            [f'{{"command": "get_static", "session_id": "{SESSION}", "payload": 5}}'.encode()],
+            "payload",
+            True,
+        ),
+        ([b'{"command": "get_static",', b"two frames"], "expected one frame", False),
+    ],
+)
+def test_meta_server_bad_request_gets_failure_reply_and_keeps_serving(
+    start_server: ServerFactory,
+    zmq_context: Context,
+    frames: list[bytes],
+    reason: str,
+    same_session: bool,
+) -> None:
+    running = start_server()
+    reply = raw_request(zmq_context, running.req, *frames)
+    assert reply["status"] == "failure"
+    payload = reply["payload"]
+    assert isinstance(payload, dict)
+    assert reason in payload["error_msg"]
+    session_id = reply["session_id"]
+    assert isinstance(session_id, str)
+    assert len(session_id) == 36
+    assert (session_id == SESSION) is same_session
+    ok = raw_request(
+        zmq_context,
+        running.req,
+        json.dumps({"command": "get_static", "session_id": new_session_id()}).encode(),
+    )
+    assert ok["status"] == "success"
+
+
+def test_meta_server_oversize_request_gets_failure_reply(
+    start_server: ServerFactory, zmq_context: Context
+) -> None:
+    running = start_server(max_message_bytes=1024)
+    big = json.dumps(
+        {"command": "get_static", "session_id": SESSION, "payload": {"pad": "x" * 2000}}
+    ).encode()
+    reply = raw_request(zmq_context, running.req, big)
+    assert reply["status"] == "failure"
+    assert "exceeds the cap of 1024 bytes" in str(reply["payload"])
+
+
+def test_meta_server_calibration_source_error_gets_failure_reply(
+    start_server: ServerFactory, zmq_context: Context
+) -> None:
+    running = start_server()
+
+    class BrokenSource:
+        def current_parameters(self, chip_id: str) -> list[object]:
+            raise RuntimeError("calibration database gone")
+
+    running.server.calibration = BrokenSource()  # type: ignore[assignment]
+    with MetaClient(running.req, timeout_s=2) as client:
+        with pytest.raises(BackendFailureError, match="internal error: RuntimeError: calibration"):
+            client.request(Command.GET_DYNAMIC)
+        assert client.get_static().name == "spin-2"
+
+
+def subscribe(context: Context, address: str) -> zmq.Socket[bytes]:
+    sock = context.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(address)
+    return sock
+
+
+def next_state(sock: zmq.Socket[bytes], timeout_s: float = 3.0) -> tuple[str, float]:
+    assert sock.poll(int(timeout_s * 1000)), "no publish_state within the timeout"
+    message = json.loads(sock.recv())
+    assert message["command"] == "publish_state"
+    return message["payload"]["state"], time.monotonic()
+
+
+def wait_state(sock: zmq.Socket[bytes], state: str, timeout_s: float = 3.0) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seen, at = next_state(sock, timeout_s)
+        if seen == state:
+            return at
+    pytest.fail(f"state {state} not published within {timeout_s} s")
+
+
+def test_meta_server_heartbeat_publishes_idle_periodically(
+    start_server: ServerFactory, zmq_context: Context
+) -> None:
+    running = start_server()
+    sub = subscribe(zmq_context, running.pub)
+    first = wait_state(sub, "IDLE")
+    second = wait_state(sub, "IDLE")
+    assert 0.1 < second - first < 0.5  # heartbeat every 0.2 s
+
+
+def test_meta_server_offline_and_calibrating_marks_published_at_once(
+    start_server: ServerFactory, zmq_context: Context
+) -> None:
+    running = start_server()
+    sub = subscribe(zmq_context, running.pub)
+    wait_state(sub, "IDLE")
+    with calibrating(running.store, CHIP, holder="test"):
+        wait_state(sub, "CALIBRATING", timeout_s=1.0)
+        running.store.set_offline(CHIP, True, "maintenance")
+        wait_state(sub, "OFFLINE", timeout_s=1.0)  # OFFLINE wins over CALIBRATING
+        running.store.set_offline(CHIP, False)
+        wait_state(sub, "CALIBRATING", timeout_s=1.0)
+    wait_state(sub, "IDLE", timeout_s=1.0)
+
+
+def test_state_lease_of_crashed_holder_expires(start_server: ServerFactory) -> None:
+    running = start_server()
+    # A holder that took the lease and died: nobody renews or releases it.
+    running.store.acquire(CHIP, BackendState.CALIBRATING, "crashed flow", lease_s=0.5)
+    assert resolve_state(running.store.marks(CHIP)) is BackendState.CALIBRATING
+    wait_for(
+        lambda: resolve_state(running.store.marks(CHIP)) is BackendState.IDLE,
+        timeout_s=3,
+        what="the lease to expire",
+    )
+    assert running.store.purge_expired(CHIP) == 1
+
+
+def test_state_lease_is_renewed_while_held(start_server: ServerFactory) -> None:
+    running = start_server()
+    with calibrating(running.store, CHIP, holder="long calibration", lease_s=0.3):
+        time.sleep(0.9)  # three lease lengths: only renewal keeps the mark
+        assert resolve_state(running.store.marks(CHIP)) is BackendState.CALIBRATING
+    assert resolve_state(running.store.marks(CHIP)) is BackendState.IDLE
+
+
+def test_state_lease_released_when_block_raises(start_server: ServerFactory) -> None:
+    running = start_server()
+    with pytest.raises(RuntimeError), calibrating(running.store, CHIP, holder="failing"):
+        raise RuntimeError("calibration failed")
+    assert resolve_state(running.store.marks(CHIP)) is BackendState.IDLE
+
+
+def test_backend_serve_cli_stops_within_one_second_of_sigterm(
+    tmp_path: Path, mongo_settings: object
+) -> None:
+    config = tmp_path / "backend.yaml"
+    config.write_text(
+        f"name: spin-2\nchip_id: {CHIP}\nnqubits: 2\n"
+        f"default_compiler_config: {{decomposition: [{{path: {MCKAY}, method: decompose}}]}}\n"
+    )
+    process = subprocess.Popen(
+        [
+            QOPS,
+            "backend",
+            "serve",
+            "--config",
+            str(config),
+            "--req-address",
+            "tcp://127.0.0.1:*",
+            "--pub-address",
+            "tcp://127.0.0.1:*",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving spin-2 (chip chip-a)"), line
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=5)
+        assert time.monotonic() - started < 1.0
+        assert code == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_backend_serve_cli_bad_compiler_pass_refuses_to_start(tmp_path: Path) -> None:
+    config = tmp_path / "backend.yaml"
+    config.write_text(
+        "name: spin-2\nnqubits: 2\ndefault_compiler_config:\n  routing:\n"
+        "    - {path: opensquirrel.passes.router.NoSuchRouter, method: route}\n"
+    )
+    result = subprocess.run(
+        [QOPS, "backend", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "routing[0] opensquirrel.passes.router.NoSuchRouter.route" in result.stderr
+
+
+def test_backend_set_state_cli_marks_offline_and_online(mongo_settings: object) -> None:
+    offline = run_qops("backend", "set-state", "offline", "--chip", CHIP, "--reason", "repair")
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.strip() == f"{CHIP}: OFFLINE"
+    assert run_qops("backend", "state", "--chip", CHIP).stdout.strip() == "OFFLINE"
+    online = run_qops("backend", "set-state", "online", "--chip", CHIP)
+    assert online.stdout.strip() == f"{CHIP}: IDLE"
+
+
+def test_backend_set_state_cli_unknown_state_is_usage_error() -> None:
+    result = run_qops("backend", "set-state", "sleeping", "--chip", CHIP)
+    assert result.returncode == 2
+    assert "sleeping" in result.stderr
