@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import Task, task
-from prefect.client.schemas.objects import TaskRun
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import State, TaskRun
 from pymongo.errors import PyMongoError
 
 from blocks.sync import file_store

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from qops.cli import demo, mongo, prefect_cmd
+from qops.cli import demo, mongo, prefect_cmd, sync
 from qops.cli.common import run_guarded
 from qops.cli.version import version
 
@@ -22,6 +22,9 @@ app.command("version")(version)
 app.add_typer(mongo.app, name="mongo")
 app.add_typer(prefect_cmd.app, name="prefect")
 app.command("demo")(demo.demo)
+app.command("sync")(sync.sync)
+app.add_typer(sync.sources_app, name="sources")
+app.add_typer(sync.backends_app, name="backends")
 
 
 def main(argv: list[str] | None = None) -> None:

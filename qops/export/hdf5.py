@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from cf_xarray import decode_compress_to_multi_index  # type: ignore[attr-defined]
 import xarray as xr
+from cf_xarray import decode_compress_to_multi_index  # type: ignore[attr-defined]
 from pydantic import BaseModel, ConfigDict
 from qcodes.dataset.exporters.export_to_xarray import xarray_to_h5netcdf_with_complex_numbers
 

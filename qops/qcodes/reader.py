@@ -29,10 +29,10 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
-from qcodes.parameters import ParamSpecBase
 from qcodes.dataset.descriptions.rundescriber import RunDescriber
 from qcodes.dataset.descriptions.versioning import serialization as serial
 from qcodes.dataset.sqlite.queries import _expand_data_to_arrays
+from qcodes.parameters import ParamSpecBase
 from qcodes.utils.numpy_utils import list_of_data_to_maybe_ragged_nd_array
 
 from qops.qcodes.errors import (

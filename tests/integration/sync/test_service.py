@@ -75,7 +75,8 @@ def test_sync_source_new_runs_records_metadata_and_files(
     assert record is not None
     assert record["name"] == "sweep"
     assert record["description"].startswith("more words\n")
-    assert "lab.db" in record["description"] and guid in record["description"]
+    assert "lab.db" in record["description"]
+    assert guid in record["description"]
     assert record["ranking"] == 1
     assert record["status"] == "complete"
     assert record["scope"] == "scope-1"
@@ -88,7 +89,9 @@ def test_sync_source_new_runs_records_metadata_and_files(
     assert attributes["qubit"] == "Q1"
     assert attributes["sample"] == "sample-1"
     (file,) = record["files"]
-    assert file["version"] == 1 and file["size"] > 0 and len(file["md5"]) == 32
+    assert file["version"] == 1
+    assert file["size"] > 0
+    assert len(file["md5"]) == 32
     reopened = read_hdf5(Path(file["location"]))
     assert set(reopened.data_vars) == {"z"}
 
@@ -153,11 +156,14 @@ def test_sync_source_corrupt_snapshot_fails_alone_and_backs_off(
     outcomes = service.sync_source("lab")
 
     assert [(o.run_id, o.action) for o in outcomes] == [(bad, "failed"), (bad + 1, "new")]
-    assert outcomes[0].error is not None and "snapshot is unreadable" in outcomes[0].error
+    assert outcomes[0].error is not None
+    assert "snapshot is unreadable" in outcomes[0].error
     item = service.items.get("lab", bad)
     assert item is not None
-    assert item.state is ItemState.FAILED and item.attempts == 1
-    assert item.last_error is not None and "not JSON" in item.last_error
+    assert item.state is ItemState.FAILED
+    assert item.attempts == 1
+    assert item.last_error is not None
+    assert "not JSON" in item.last_error
     assert service.sync_source("lab") == []  # backing off: not retried yet
 
 
@@ -172,7 +178,8 @@ def test_sync_source_zero_row_run_is_synced_with_empty_file(
 
     (outcome,) = _service(mongo_db, tmp_path).sync_source("lab")
 
-    assert outcome.action == "new" and outcome.run_id == run_id
+    assert outcome.action == "new"
+    assert outcome.run_id == run_id
     record = mongo_db.datasets.find_one({})
     assert record is not None
     assert read_hdf5(Path(record["files"][0]["location"]))["z"].size == 0
@@ -194,7 +201,8 @@ def test_sync_source_run_killed_half_way_is_live_then_abandoned(
     _register(db, mongo_settings)
 
     (live,) = _service(mongo_db, tmp_path).sync_source("lab")
-    assert live.action == "live" and live.status == "live"
+    assert live.action == "live"
+    assert live.status == "live"
     mongo_db.sync_items.update_one(
         {"run_id": run_id},
         {"$set": {"last_change_at": live_since(mongo_db, run_id, seconds=-120)}},
@@ -203,7 +211,8 @@ def test_sync_source_run_killed_half_way_is_live_then_abandoned(
 
     assert ended.action == "abandoned"
     record = mongo_db.datasets.find_one({})
-    assert record is not None and record["status"] == "abandoned"
+    assert record is not None
+    assert record["status"] == "abandoned"
     assert _service(mongo_db, tmp_path, idle_timeout_s=60).sync_source("lab") == []
 
 
@@ -247,7 +256,8 @@ def test_sources_create_bad_config_names_each_field(
             settings=mongo_settings,
         )
     message = str(error.value)
-    assert "database_path" in message and "no such file" in message
+    assert "database_path" in message
+    assert "no such file" in message
     assert "set_up" in message
 
 

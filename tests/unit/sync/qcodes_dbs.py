@@ -118,7 +118,9 @@ def run_complex_text_nonfinite(exp: Experiment) -> DataSet:
     values = [1.0, np.nan, np.inf, -np.inf, 2.5]
     with meas.run() as saver:
         for i, v in enumerate(values):
-            saver.add_result((p["x"], i), (p["c"], complex(v, -i)), (p["t"], f"ok-{i}"), (p["z"], v))
+            saver.add_result(
+                (p["x"], i), (p["c"], complex(v, -i)), (p["t"], f"ok-{i}"), (p["z"], v)
+            )
     return saver.dataset
 
 
