@@ -38,6 +38,8 @@ class SyncReport(BaseModel):
     """Result of one ``sync-qcodes`` flow run."""
 
     sources: list[SourceReport]
+    artifact_id: str | None = None
+    """Id of the table artifact this flow run published."""
 
 
 def _artifact_key(sources: list[str]) -> str:
@@ -45,7 +47,7 @@ def _artifact_key(sources: list[str]) -> str:
     return "sync-qcodes-" + re.sub(r"[^a-z0-9-]", "-", name.lower())
 
 
-def _publish(report: SyncReport) -> None:
+def _publish(report: SyncReport) -> str:
     rows: list[dict[str, str | int]] = []
     for source in report.sources:
         if source.error:
@@ -75,7 +77,7 @@ def _publish(report: SyncReport) -> None:
         f"{s.count('failed')} failed"
         for s in report.sources
     )
-    create_table_artifact(
+    artifact_id = create_table_artifact(
         table=rows
         or [
             {
@@ -90,6 +92,7 @@ def _publish(report: SyncReport) -> None:
         key=_artifact_key([s.source for s in report.sources] or ["none"]),
         description=f"QCoDeS sync: {summary or 'no sources'}",
     )
+    return str(artifact_id)
 
 
 @flow(
@@ -149,5 +152,4 @@ def sync_qcodes(
         )
         reports.append(report)
     result = SyncReport(sources=reports)
-    _publish(result)
-    return result
+    return result.model_copy(update={"artifact_id": _publish(result)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from pymongo.database import Database
 from typer.testing import CliRunner
 
@@ -42,6 +43,12 @@ def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
     assert sha256(db) == before
     for record in mongo_db.datasets.find():
         assert Path(record["files"][0]["location"]).is_relative_to(mongo_settings.data_dir)
+
+    artifact = httpx.get(f"{prefect_api}/artifacts/{report.artifact_id}").json()
+    assert artifact["key"] == "sync-qcodes-lab"
+    assert artifact["type"] == "table"
+    assert '"action": "new"' in artifact["data"]
+    assert "lab: 2 new" in artifact["description"]
 
     again = runner.invoke(app, ["sync", "lab"])
     assert again.exit_code == 0, again.output
