@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import timedelta
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +49,11 @@ from qops.timeutil import as_utc, utc_now
 logger = logging.getLogger(__name__)
 
 Action = Literal["new", "updated", "unchanged", "live", "abandoned", "failed"]
+
+
+def _to_mongo_precision(value: datetime | None) -> datetime | None:
+    """Truncate to milliseconds, the precision MongoDB stores, so re-reads compare equal."""
+    return None if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 class Discovery(BaseModel):
@@ -240,7 +247,7 @@ class SyncService:
             source=source.name,
             name=metadata.name,
             description=metadata.description,
-            collected=metadata.collected,
+            collected=_to_mongo_precision(metadata.collected),
             tags=metadata.tags,
             attributes=metadata.attributes,
             ranking=metadata.ranking,
@@ -272,7 +279,7 @@ class SyncService:
         )
         action: Action
         if status is DatasetStatus.LIVE:
-            action = "live"
+            action = "unchanged" if unchanged_record else "live"
         elif status is DatasetStatus.ABANDONED:
             action = "abandoned"
         elif existing is None:
@@ -308,9 +315,24 @@ class SyncService:
             md5=facts.md5,
             rows=rows,
             complete=info.is_completed,
-            created=utc_now(),
+            created=_to_mongo_precision(utc_now()),
         )
 
     def sync_source(self, name: str) -> list[RunOutcome]:
         """Discover and sync every due run of ``name`` one after the other (no Prefect)."""
         return [self.sync_run(name, run_id) for run_id in self.discover(name).run_ids]
+
+    def follow(
+        self, name: str, stop: threading.Event, poll_s: float = 0.5
+    ) -> Iterator[list[RunOutcome]]:
+        """Sync ``name`` every ``poll_s`` seconds until ``stop`` is set (live sync).
+
+        Each pass is cheap when nothing changed (discovery plus one check per live run),
+        so new rows of a running measurement reach the catalog within about ``poll_s``.
+        Yields the outcomes of every pass that did something.
+        """
+        while not stop.is_set():
+            outcomes = [o for o in self.sync_source(name) if o.action != "unchanged"]
+            if outcomes:
+                yield outcomes
+            stop.wait(poll_s)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import JsonValue
 
-from blocks.sync import BlockSourceMirror
+from blocks.sync import BlockSourceMirror, file_store
 from qops.catalog.backends import installed_backends
 from qops.catalog.repository import SyncItemRepository
+from qops.catalog.service import SyncService
+from qops.catalog.settings import SyncSettings
 from qops.catalog.sources import DEFAULT_SCOPE, SyncSources
 from qops.cli.common import fail
 from qops.config import MongoSettings
@@ -92,11 +95,34 @@ def _status(name: str | None) -> None:
         )
 
 
+def _follow(name: str, storage_block: str | None, poll_s: float) -> None:
+    settings = MongoSettings()
+    db = database(settings)
+    stop = threading.Event()
+    try:
+        service = SyncService(db, file_store(storage_block, settings.data_dir), SyncSettings())
+        service.ensure_indexes()
+        for outcomes in service.follow(name, stop, poll_s):
+            for outcome in outcomes:
+                typer.echo(
+                    f"{name} run {outcome.run_id}: {outcome.action} "
+                    f"v{outcome.file_version} {outcome.error or ''}".rstrip()
+                )
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        db.client.close()
+
+
 def sync(
     args: Annotated[list[str], typer.Argument(help="NAME to sync one source, or: status [NAME].")],
     storage_block: Annotated[
         str | None, typer.Option(help="Writable filesystem block for the HDF5 files.")
     ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="Keep syncing (live runs) until interrupted, without flow runs.")
+    ] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between passes with --follow.")] = 0.5,
 ) -> None:
     """Sync a source now (one flow run of sync-qcodes), or show per-run state with `status`."""
     if args[0] == "status":
@@ -106,6 +132,9 @@ def sync(
         return
     if len(args) != 1:
         fail("usage: qops sync NAME  |  qops sync status [NAME]")
+    if follow:
+        _follow(args[0], storage_block, poll)
+        return
     from flows.sync_qcodes import sync_qcodes
 
     SyncSources.get(args[0])  # a clear error before starting a flow run
