@@ -99,3 +99,13 @@ class SyncSource(BaseModel):
     config: dict[str, JsonValue]
     default_scope: str = Field(min_length=1)
     created_at: datetime
+
+
+class DiscoveryCursor(BaseModel):
+    """Where discovery of a source stopped (stored with the source)."""
+
+    watermark: int = Field(default=0, description="Highest run id already tracked.")
+    fingerprint: str | None = Field(default=None, description="Digest of all runs' metadata.")
+    file_stamp: list[int] = Field(
+        default_factory=list, description="Inode, size and times of the .db and -wal files."
+    )

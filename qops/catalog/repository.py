@@ -14,7 +14,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from qops.catalog.models import DatasetRecord, ItemState, SyncItem, SyncSource
+from qops.catalog.models import DatasetRecord, DiscoveryCursor, ItemState, SyncItem, SyncSource
 from qops.mongo import Document
 from qops.timeutil import as_utc, utc_now
 
@@ -183,14 +183,12 @@ class SyncSourceRepository:
     def delete(self, name: str) -> bool:
         return self.collection.delete_one({"_id": name}).deleted_count > 0
 
-    def cursor(self, name: str) -> tuple[int, str | None]:
-        """Return ``(highest run id discovered, metadata fingerprint)`` of the source."""
-        document = self.collection.find_one({"_id": name}, {"watermark": 1, "fingerprint": 1})
-        if document is None:
-            return 0, None
-        return int(document.get("watermark") or 0), document.get("fingerprint")
+    def cursor(self, name: str) -> DiscoveryCursor:
+        """Return where discovery of the source stopped last time."""
+        document = self.collection.find_one({"_id": name}, {"cursor": 1})
+        if document is None or not document.get("cursor"):
+            return DiscoveryCursor()
+        return DiscoveryCursor.model_validate(document["cursor"])
 
-    def set_cursor(self, name: str, watermark: int, fingerprint: str | None) -> None:
-        self.collection.update_one(
-            {"_id": name}, {"$set": {"watermark": watermark, "fingerprint": fingerprint}}
-        )
+    def set_cursor(self, name: str, cursor: DiscoveryCursor) -> None:
+        self.collection.update_one({"_id": name}, {"$set": {"cursor": cursor.model_dump()}})

@@ -28,6 +28,7 @@ from qops.catalog.errors import SourceNotFoundError
 from qops.catalog.models import (
     DatasetRecord,
     DatasetStatus,
+    DiscoveryCursor,
     FileVersion,
     ItemState,
     SyncItem,
@@ -42,7 +43,7 @@ from qops.mongo import Document
 from qops.qcodes.backend import QCoDeSBackend, QCoDeSConfigData
 from qops.qcodes.errors import QcodesDatabaseError
 from qops.qcodes.metadata import extract_metadata, parse_snapshot
-from qops.qcodes.reader import QcodesReader, RunInfo
+from qops.qcodes.reader import QcodesReader, RunInfo, file_stamp
 from qops.qcodes.to_xarray import run_to_xarray
 from qops.timeutil import as_utc, utc_now
 
@@ -135,11 +136,15 @@ class SyncService:
         # The config was validated when the source was created; reopening the file below
         # checks it again, so it is not re-validated here (discovery must stay cheap).
         database_path = Path(str(source.config["database_path"]))
-        watermark, known = self.sources.cursor(name)
+        cursor = self.sources.cursor(name)
+        stamp = file_stamp(database_path)
+        if stamp == cursor.file_stamp:
+            # Untouched since the last discovery: nothing new, nothing changed.
+            return Discovery(source=name, run_ids=self.items.due(name, utc_now()), new=0, changed=0)
         with QcodesReader(database_path, busy_timeout_s=self.settings.busy_timeout_s) as reader:
-            new_runs = reader.runs_after(watermark)
+            new_runs = reader.runs_after(cursor.watermark)
             fingerprint = reader.metadata_fingerprint()
-            per_run = reader.run_fingerprints() if fingerprint != known else {}
+            per_run = reader.run_fingerprints() if fingerprint != cursor.fingerprint else {}
         self.items.add_pending(name, [(run.run_id, run.guid) for run in new_runs])
         changed: list[int] = []
         if per_run:
@@ -150,8 +155,10 @@ class SyncService:
                 if state in settled and per_run.get(run_id, stored) != stored
             ]
             self.items.mark_pending(name, changed)
-        top = max([watermark, *(run.run_id for run in new_runs)])
-        self.sources.set_cursor(name, top, fingerprint)
+        top = max([cursor.watermark, *(run.run_id for run in new_runs)])
+        self.sources.set_cursor(
+            name, DiscoveryCursor(watermark=top, fingerprint=fingerprint, file_stamp=stamp)
+        )
         due = self.items.due(name, utc_now())
         if new_runs or changed:
             logger.info(

@@ -139,6 +139,23 @@ def _is_locked(error: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def file_stamp(path: Path) -> list[int]:
+    """Return inode, size, mtime and ctime (ns) of the database and its WAL file.
+
+    Any write by SQLite changes at least one of them, so an unchanged stamp means an
+    unchanged database and discovery can skip opening it.
+    """
+    stamp: list[int] = []
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = candidate.stat()
+        except FileNotFoundError:
+            stamp += [0, 0, 0, 0]
+            continue
+        stamp += [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    return stamp
+
+
 class QcodesReader:
     """A read-only view of one QCoDeS database file.
 
@@ -228,9 +245,13 @@ class QcodesReader:
     def _check_schema(self) -> None:
         where = str(self.path)
         with self._guard("reading the schema"):
+            marks = ",".join("?" for _ in _REQUIRED_TABLES)
             tables = {
                 str(r[0])
-                for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                for r in self.conn.execute(
+                    f"SELECT name FROM sqlite_master WHERE type='table' AND name IN ({marks})",
+                    _REQUIRED_TABLES,
+                )
             }
             missing = [f"table {t}" for t in _REQUIRED_TABLES if t not in tables]
             if missing:
