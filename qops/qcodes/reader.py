@@ -421,54 +421,62 @@ class QcodesReader:
 
     def _windows(
         self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
-    ) -> Iterator[list[Any]]:
-        """Yield the tree's rows in id windows; each window is one short read transaction."""
-        sql = self._tree_sql(info, specs)
+    ) -> Iterator[tuple[int, int]]:
+        """Yield ``(first id, last id)`` windows; each query on one is a short read transaction."""
         start = 0
         while start < last:
             stop = min(start + _WINDOW_ROWS, last)
-            with self._guard(f"reading data of run {info.run_id}"):
-                rows = self.conn.execute(sql, (start, stop)).fetchall()
+            yield start, stop
             start = stop
-            if rows:
-                yield rows
+
+    def _numeric_window(
+        self, info: RunInfo, sql: str, window: tuple[int, int], dtype: np.dtype[Any]
+    ) -> npt.NDArray[Any]:
+        """Return one window's rows as a structured float64 array.
+
+        Plain floats and ints go straight from the cursor into numpy; a window holding
+        NULLs or text (QCoDeS stores NaN as the text ``nan``) is converted through Python.
+        """
+        with self._guard(f"reading data of run {info.run_id}"):
+            try:
+                return np.fromiter(self.conn.execute(sql, window), dtype=dtype)
+            except (TypeError, ValueError):
+                rows = self.conn.execute(sql, window).fetchall()
+        try:
+            plain = np.array(rows, dtype=np.float64).reshape(len(rows), len(dtype.names or ()))
+        except (ValueError, TypeError) as e:
+            raise RunReadError(str(self.path), info.run_id, "numeric data", str(e)) from e
+        return np.rec.fromarrays(plain.T, dtype=dtype) if len(rows) else np.empty(0, dtype)
 
     def _numeric_tree(
         self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
     ) -> dict[str, npt.NDArray[Any]]:
-        count_sql = (
-            f"SELECT count(*) FROM {_quote_ident(info.result_table_name)} "
-            f"WHERE id <= ? AND {_quote_ident(specs[0].name)} IS NOT NULL"
-        )
-        with self._guard(f"reading data of run {info.run_id}"):
-            total = int(self.conn.execute(count_sql, (last,)).fetchone()[0])
-        columns = [np.empty(total, dtype=np.float64) for _ in specs]
+        sql = self._tree_sql(info, specs)
+        dtype = np.dtype([(f"c{i}", np.float64) for i in range(len(specs))])
+        # At most `last` rows: untouched pages of the over-allocation cost no memory, and
+        # the arrays are shrunk in place at the end.
+        columns = [np.empty(last, dtype=np.float64) for _ in specs]
         filled = 0
-        for rows in self._windows(info, specs, last):
-            try:
-                block = np.array(rows, dtype=np.float64)
-            except (ValueError, TypeError) as e:
-                raise RunReadError(str(self.path), info.run_id, "numeric data", str(e)) from e
-            end = filled + len(rows)
-            if end > total:  # rows appeared below `last` after counting: cannot happen
-                raise RunReadError(
-                    str(self.path), info.run_id, "data", "row count changed while reading"
-                )
+        for window in self._windows(info, specs, last):
+            block = self._numeric_window(info, sql, window, dtype)
+            end = filled + len(block)
             for i, column in enumerate(columns):
-                column[filled:end] = block[:, i]
+                column[filled:end] = block[f"c{i}"]
             filled = end
-        return {
-            spec.name: column[:filled] if filled < total else column
-            for spec, column in zip(specs, columns, strict=True)
-        }
+        for column in columns:
+            column.resize(filled, refcheck=False)
+        return {spec.name: column for spec, column in zip(specs, columns, strict=True)}
 
     def _generic_tree(
         self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
     ) -> dict[str, npt.NDArray[Any]]:
         converters = [_CONVERTERS[spec.type] for spec in specs]
+        sql = self._tree_sql(info, specs)
         rows: list[tuple[Any, ...]] = []
         try:
-            for window in self._windows(info, specs, last):
+            for bounds in self._windows(info, specs, last):
+                with self._guard(f"reading data of run {info.run_id}"):
+                    window = self.conn.execute(sql, bounds).fetchall()
                 rows.extend(
                     tuple(
                         None if value is None else convert(value)
