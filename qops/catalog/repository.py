@@ -164,11 +164,20 @@ class SyncSourceRepository:
         self.collection: Collection[Document] = db["sync_sources"]
 
     def get(self, name: str) -> SyncSource | None:
+        found = self.get_with_cursor(name)
+        return None if found is None else found[0]
+
+    def get_with_cursor(self, name: str) -> tuple[SyncSource, DiscoveryCursor] | None:
+        """Return the source and where its discovery stopped, in one round trip."""
         document = self.collection.find_one({"_id": name})
         if document is None:
             return None
         fields = {k: document[k] for k in SyncSource.model_fields if k in document}
-        return SyncSource.model_validate(fields)
+        cursor = document.get("cursor")
+        return (
+            SyncSource.model_validate(fields),
+            DiscoveryCursor.model_validate(cursor) if cursor else DiscoveryCursor(),
+        )
 
     def save(self, source: SyncSource) -> None:
         """Insert or replace the source's definition, keeping its discovery cursor."""
@@ -182,13 +191,6 @@ class SyncSourceRepository:
 
     def delete(self, name: str) -> bool:
         return self.collection.delete_one({"_id": name}).deleted_count > 0
-
-    def cursor(self, name: str) -> DiscoveryCursor:
-        """Return where discovery of the source stopped last time."""
-        document = self.collection.find_one({"_id": name}, {"cursor": 1})
-        if document is None or not document.get("cursor"):
-            return DiscoveryCursor()
-        return DiscoveryCursor.model_validate(document["cursor"])
 
     def set_cursor(self, name: str, cursor: DiscoveryCursor) -> None:
         self.collection.update_one({"_id": name}, {"$set": {"cursor": cursor.model_dump()}})

@@ -130,13 +130,13 @@ class SyncService:
         Raises:
             QcodesDatabaseError: The database cannot be read at all.
         """
-        source = self.sources.get(name)
-        if source is None:
+        found = self.sources.get_with_cursor(name)
+        if found is None:
             raise SourceNotFoundError(name)
+        source, cursor = found
         # The config was validated when the source was created; reopening the file below
         # checks it again, so it is not re-validated here (discovery must stay cheap).
         database_path = Path(str(source.config["database_path"]))
-        cursor = self.sources.cursor(name)
         stamp = file_stamp(database_path)
         if stamp == cursor.file_stamp:
             # Untouched since the last discovery: nothing new, nothing changed.
