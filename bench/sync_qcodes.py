@@ -230,6 +230,15 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
         f"| plain sqlite3 open + one query on the same file (SQLite parses the schema of all "
         f"{total} results tables) | median {statistics.median(floor) * 1000:.1f} ms | | |"
     )
+    round_trips = []
+    for _ in range(20):
+        start = time.perf_counter()
+        client[settings.mongodb_db]["sync_sources"].find_one({"_id": "many"})
+        round_trips.append(time.perf_counter() - start)
+    lines.append(
+        f"| one MongoDB find_one round trip (discovery with an untouched file makes two) | "
+        f"median {statistics.median(round_trips) * 1000:.1f} ms | | |"
+    )
     client.close()
     return lines
 
