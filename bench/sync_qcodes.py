@@ -30,23 +30,24 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import SecretStr
+from pymongo import MongoClient
 from qcodes.dataset import Measurement, load_by_id
 from qcodes.dataset.sqlite.database import connect as qcodes_connect
 from qcodes.parameters import ManualParameter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qops.catalog.models import ItemState  # noqa: E402
-from qops.catalog.service import SyncService  # noqa: E402
-from qops.catalog.settings import SyncSettings  # noqa: E402
-from qops.catalog.sources import SyncSources  # noqa: E402
-from qops.config import MongoSettings  # noqa: E402
-from qops.export.hdf5 import write_hdf5  # noqa: E402
-from qops.export.store import LocalDirStore  # noqa: E402
-from qops.mongo import EmbeddedMongo, connect  # noqa: E402
-from qops.qcodes.reader import QcodesReader  # noqa: E402
-from qops.qcodes.to_xarray import run_to_xarray  # noqa: E402
-from tests.unit.sync.qcodes_dbs import create_db  # noqa: E402
+from qops.catalog.models import ItemState
+from qops.catalog.service import SyncService
+from qops.catalog.settings import SyncSettings
+from qops.catalog.sources import SyncSources
+from qops.config import MongoSettings
+from qops.export.hdf5 import write_hdf5
+from qops.export.store import LocalDirStore
+from qops.mongo import Document, EmbeddedMongo, connect
+from qops.qcodes.reader import QcodesReader
+from qops.qcodes.to_xarray import run_to_xarray
+from tests.unit.sync.qcodes_dbs import create_db
 
 
 def _median_s(action: Callable[[], object], repeat: int) -> float:
@@ -97,16 +98,27 @@ def _build_runs(path: Path, big: bool) -> dict[str, int]:
     return runs
 
 
+def _source_and_service(
+    work: Path, settings: MongoSettings, name: str, db_path: Path
+) -> tuple[MongoClient[Document], SyncService]:
+    SyncSources.create(
+        name=name,
+        backend_identifier="qcodes",
+        config_data={"database_path": str(db_path), "set_up": "bench"},
+        settings=settings,
+    )
+    client = connect(settings)
+    service = SyncService(
+        client[settings.mongodb_db], LocalDirStore(work / "files"), SyncSettings()
+    )
+    service.ensure_indexes()
+    return client, service
+
+
 def bench_throughput(work: Path, settings: MongoSettings, big: bool) -> list[str]:
     db_path = work / "throughput.db"
     runs = _build_runs(db_path, big)
-    SyncSources.create(
-        name="bench", backend_identifier="qcodes",
-        config_data={"database_path": str(db_path), "set_up": "bench"}, settings=settings,
-    )
-    client = connect(settings)
-    service = SyncService(client[settings.mongodb_db], LocalDirStore(work / "files"), SyncSettings())
-    service.ensure_indexes()
+    client, service = _source_and_service(work, settings, "bench", db_path)
     lines = [
         "| run | reference (QCoDeS load + to_xarray + to_netcdf) | qops export | ratio "
         "| qops sync_run incl. catalog | ratio |",
@@ -157,8 +169,16 @@ def _clone_runs(path: Path, total: int) -> None:
             table = f"results-1-{run_id}"
             conn.execute(create_sql.replace(create_sql.split('"')[1], table, 1))
             values = ", ".join(
-                "?" if c in ("guid", "result_table_name", "result_counter", "captured_run_id",
-                             "captured_counter") else f'"{c}"'
+                "?"
+                if c
+                in (
+                    "guid",
+                    "result_table_name",
+                    "result_counter",
+                    "captured_run_id",
+                    "captured_counter",
+                )
+                else f'"{c}"'
                 for c in columns
             )
             conn.execute(
@@ -170,8 +190,11 @@ def _clone_runs(path: Path, total: int) -> None:
 
 def _clone_params(columns: list[str], run_id: int, table: str) -> list[object]:
     chosen = {
-        "guid": str(uuid.uuid4()), "result_table_name": table, "result_counter": run_id,
-        "captured_run_id": run_id, "captured_counter": run_id,
+        "guid": str(uuid.uuid4()),
+        "result_table_name": table,
+        "result_counter": run_id,
+        "captured_run_id": run_id,
+        "captured_counter": run_id,
     }
     return [chosen[c] for c in columns if c in chosen]
 
@@ -188,13 +211,7 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
         saver.add_result((x, 1.0), (z, 2.0))
     conn.close()
     _clone_runs(db_path, total)
-    SyncSources.create(
-        name="many", backend_identifier="qcodes",
-        config_data={"database_path": str(db_path), "set_up": "bench"}, settings=settings,
-    )
-    client = connect(settings)
-    service = SyncService(client[settings.mongodb_db], LocalDirStore(work / "files"), SyncSettings())
-    service.ensure_indexes()
+    client, service = _source_and_service(work, settings, "many", db_path)
     assert service.discover("many").new == total
     # Stand-in for syncing all runs once: mark them synced with their fingerprints.
     with QcodesReader(db_path) as reader:
@@ -214,7 +231,8 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
             start = time.perf_counter()
             found = service.discover("many")
             timings.append(time.perf_counter() - start)
-            assert found.run_ids == [] and found.new == 0, found
+            assert found.run_ids == [], found
+            assert found.new == 0, found
         lines.append(
             f"| discovery, {total} runs, {label} | median {statistics.median(timings) * 1000:.1f}"
             f" ms | min {min(timings) * 1000:.1f} ms | max {max(timings) * 1000:.1f} ms |"
@@ -245,15 +263,9 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
 
 def bench_live(work: Path, settings: MongoSettings, rows: int) -> list[str]:
     db_path = work / "live.db"
-    conn, exp = create_db(db_path)
+    conn, _exp = create_db(db_path)
     conn.close()
-    SyncSources.create(
-        name="live", backend_identifier="qcodes",
-        config_data={"database_path": str(db_path), "set_up": "bench"}, settings=settings,
-    )
-    client = connect(settings)
-    service = SyncService(client[settings.mongodb_db], LocalDirStore(work / "files"), SyncSettings())
-    service.ensure_indexes()
+    client, service = _source_and_service(work, settings, "live", db_path)
     committed: dict[int, float] = {}
     stop = threading.Event()
 
@@ -300,8 +312,8 @@ def bench_live(work: Path, settings: MongoSettings, rows: int) -> list[str]:
     client.close()
     delays = [seen[i] - committed[i] for i in committed]
     return [
-        f"| live sync, {rows} rows at 0.2-0.6 s, poll 0.5 s | median {statistics.median(delays):.2f} s"
-        f" | max {max(delays):.2f} s |"
+        f"| live sync, {rows} rows at 0.2-0.6 s, poll 0.5 s "
+        f"| median {statistics.median(delays):.2f} s | max {max(delays):.2f} s |"
     ]
 
 

@@ -53,19 +53,28 @@ class FileVersion(BaseModel):
     created: datetime
 
 
-class DatasetRecord(BaseModel):
-    """One run in the catalog (collection ``datasets``, ``_id`` = ``uuid``)."""
+class DatasetMetadata(BaseModel):
+    """The searchable metadata of a dataset, as a backend extracts it from a run."""
 
-    uuid: str
-    alt_uid: str
-    scope: str
-    source: str
+    model_config = ConfigDict(frozen=True)
+
     name: str
     description: str
     collected: datetime | None
     tags: list[str]
     attributes: dict[str, str]
     ranking: int
+
+
+class DatasetRecord(DatasetMetadata):
+    """One run in the catalog (collection ``datasets``, ``_id`` = ``uuid``)."""
+
+    model_config = ConfigDict(frozen=False)
+
+    uuid: str
+    alt_uid: str
+    scope: str
+    source: str
     status: DatasetStatus
     synced_at: datetime
     files: list[FileVersion] = Field(default_factory=list)

@@ -248,16 +248,12 @@ class SyncService:
             status, state = DatasetStatus.LIVE, ItemState.LIVE
 
         record = DatasetRecord(
+            **metadata.model_dump(exclude={"collected"}),
+            collected=_to_mongo_precision(metadata.collected),
             uuid=uuid,
             alt_uid=info.guid,
             scope=source.default_scope,
             source=source.name,
-            name=metadata.name,
-            description=metadata.description,
-            collected=_to_mongo_precision(metadata.collected),
-            tags=metadata.tags,
-            attributes=metadata.attributes,
-            ranking=metadata.ranking,
             status=status,
             synced_at=now,
             files=files,

@@ -18,12 +18,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from qops.catalog.models import DatasetMetadata
 from qops.qcodes.errors import RunReadError
 from qops.qcodes.reader import RunInfo
 from qops.timeutil import from_timestamp
@@ -32,19 +30,6 @@ logger = logging.getLogger(__name__)
 
 QH_META_NAME = "qh_meta"
 """Name of the :class:`~qops.qcodes.instrument.QHMetaData` instrument in the station."""
-
-
-class RunMetadata(BaseModel):
-    """The searchable metadata of one run."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    description: str
-    collected: datetime | None
-    tags: list[str]
-    attributes: dict[str, str]
-    ranking: int
 
 
 def parse_snapshot(info: RunInfo, path: str) -> dict[str, Any]:
@@ -144,7 +129,7 @@ def extract_metadata(
     database_path: Path,
     set_up: str,
     static_attributes: Mapping[str, str],
-) -> RunMetadata:
+) -> DatasetMetadata:
     """Return the catalog metadata of a run.
 
     Args:
@@ -185,7 +170,7 @@ def extract_metadata(
     collected = (
         from_timestamp(info.run_timestamp_raw) if info.run_timestamp_raw is not None else None
     )
-    return RunMetadata(
+    return DatasetMetadata(
         name=lines[0].strip(),
         description=description,
         collected=collected,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pymongo.database import Database
 from qcodes.dataset import load_by_id
+from qcodes.dataset.data_set import DataSet
+from qcodes.dataset.experiment_container import Experiment
 
 from qops.catalog.errors import InvalidSourceConfigError
 from qops.catalog.models import ItemState
@@ -27,6 +30,22 @@ def _service(db: Database[Document], tmp_path: Path, **settings: float) -> SyncS
     service = SyncService(db, LocalDirStore(tmp_path / "files"), SyncSettings(**settings))
     service.ensure_indexes()
     return service
+
+
+def _lab_db(path: Path, *builders: Callable[[Experiment], DataSet]) -> list[int]:
+    """Create a database at ``path`` with one run per builder; return their run ids."""
+    conn, exp = create_db(path)
+    run_ids = [build(exp).run_id for build in builders]
+    conn.close()
+    return run_ids
+
+
+def _execute(path: Path, sql: str, *params: object) -> None:
+    """Change the lab's file as another program (a viewer, a crashed writer) would."""
+    writer = sqlite3.connect(path)
+    writer.execute(sql, params)
+    writer.commit()
+    writer.close()
 
 
 def _register(path: Path, settings: MongoSettings, name: str = "lab") -> None:
@@ -100,9 +119,7 @@ def test_sync_source_twice_changes_nothing(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "lab.db"
-    conn, exp = create_db(db)
-    run_1d(exp)
-    conn.close()
+    _lab_db(db, run_1d)
     _register(db, mongo_settings)
     service = _service(mongo_db, tmp_path)
     service.sync_source("lab")
@@ -117,18 +134,14 @@ def test_sync_source_star_added_later_updates_record_not_file(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "lab.db"
-    conn, exp = create_db(db)
-    run_id = run_1d(exp).run_id
-    conn.close()
+    (run_id,) = _lab_db(db, run_1d)
     _register(db, mongo_settings)
     service = _service(mongo_db, tmp_path)
     service.sync_source("lab")
 
-    writer = sqlite3.connect(db)  # a viewer marks the run with a cross
-    writer.execute("ALTER TABLE runs ADD COLUMN inspectr_tag TEXT")
-    writer.execute("UPDATE runs SET inspectr_tag = 'cross' WHERE run_id = ?", (run_id,))
-    writer.commit()
-    writer.close()
+    # A viewer marks the run with a cross.
+    _execute(db, "ALTER TABLE runs ADD COLUMN inspectr_tag TEXT")
+    _execute(db, "UPDATE runs SET inspectr_tag = 'cross' WHERE run_id = ?", run_id)
     outcomes = service.sync_source("lab")
 
     assert [o.action for o in outcomes] == ["updated"]
@@ -142,14 +155,8 @@ def test_sync_source_corrupt_snapshot_fails_alone_and_backs_off(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "lab.db"
-    conn, exp = create_db(db)
-    bad = run_1d(exp).run_id
-    run_1d(exp)
-    conn.close()
-    writer = sqlite3.connect(db)
-    writer.execute("UPDATE runs SET snapshot = '{not json' WHERE run_id = ?", (bad,))
-    writer.commit()
-    writer.close()
+    bad, _ = _lab_db(db, run_1d, run_1d)
+    _execute(db, "UPDATE runs SET snapshot = '{not json' WHERE run_id = ?", bad)
     _register(db, mongo_settings)
     service = _service(mongo_db, tmp_path, retry_base_s=3600)
 
@@ -171,9 +178,7 @@ def test_sync_source_zero_row_run_is_synced_with_empty_file(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "lab.db"
-    conn, exp = create_db(db)
-    run_id = run_empty(exp).run_id
-    conn.close()
+    (run_id,) = _lab_db(db, run_empty)
     _register(db, mongo_settings)
 
     (outcome,) = _service(mongo_db, tmp_path).sync_source("lab")
@@ -189,15 +194,11 @@ def test_sync_source_run_killed_half_way_is_live_then_abandoned(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "lab.db"
-    conn, exp = create_db(db)
-    run_id = run_1d(exp, n=10).run_id
-    conn.close()
-    writer = sqlite3.connect(db)  # as a writer killed before completing the run leaves it
-    writer.execute(
-        "UPDATE runs SET is_completed = 0, completed_timestamp = NULL WHERE run_id = ?", (run_id,)
+    (run_id,) = _lab_db(db, run_1d)
+    # As a writer killed before completing the run leaves it.
+    _execute(
+        db, "UPDATE runs SET is_completed = 0, completed_timestamp = NULL WHERE run_id = ?", run_id
     )
-    writer.commit()
-    writer.close()
     _register(db, mongo_settings)
 
     (live,) = _service(mongo_db, tmp_path).sync_source("lab")
@@ -230,9 +231,7 @@ def test_sync_run_same_run_in_copied_database_is_not_duplicated(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "lab.db"
-    conn, exp = create_db(db)
-    run_1d(exp)
-    conn.close()
+    _lab_db(db, run_1d)
     copy = tmp_path / "copy.db"
     copy.write_bytes(db.read_bytes())
     _register(db, mongo_settings, "lab")
