@@ -221,6 +221,7 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
             {"_id": f"many:{run_id}"},
             {"$set": {"state": ItemState.SYNCED.value, "meta_fingerprint": fingerprint}},
         )
+    service.sources.collection.update_one({"_id": "many"}, {"$unset": {"open_runs": ""}})
     service.discover("many")  # records the file stamp
     lines = []
     for label, touch in (("file untouched", False), ("file touched, nothing new", True)):

@@ -16,7 +16,7 @@ from pymongo.database import Database
 
 from qops.catalog.models import DatasetRecord, DiscoveryCursor, ItemState, SyncItem, SyncSource
 from qops.mongo import Document
-from qops.timeutil import as_utc, utc_now
+from qops.timeutil import utc_now
 
 
 def _item_id(source: str, run_id: int) -> str:
@@ -128,25 +128,6 @@ class SyncItemRepository:
                 {"$set": {"state": ItemState.PENDING.value, "updated_at": utc_now()}},
             )
 
-    def due(self, source: str, now: datetime) -> list[int]:
-        """Return the run ids that need work: pending, live, and failed ones past back-off."""
-        cursor = self.collection.find(
-            {
-                "source": source,
-                "state": {
-                    "$in": [ItemState.PENDING.value, ItemState.LIVE.value, ItemState.FAILED.value]
-                },
-            },
-            {"run_id": 1, "state": 1, "next_attempt_at": 1},
-        )
-        due = []
-        for d in cursor:
-            retry_at = d.get("next_attempt_at")
-            if d["state"] == ItemState.FAILED.value and retry_at and as_utc(retry_at) > now:
-                continue
-            due.append(int(d["run_id"]))
-        return sorted(due)
-
     def list(self, source: str | None = None) -> list[SyncItem]:
         """Return the items of ``source`` (or all), by source and run id."""
         query: dict[str, Any] = {} if source is None else {"source": source}
@@ -167,17 +148,45 @@ class SyncSourceRepository:
         found = self.get_with_cursor(name)
         return None if found is None else found[0]
 
-    def get_with_cursor(self, name: str) -> tuple[SyncSource, DiscoveryCursor] | None:
-        """Return the source and where its discovery stopped, in one round trip."""
+    def get_with_cursor(self, name: str) -> tuple[SyncSource, DiscoveryCursor, list[int]] | None:
+        """Return the source, where its discovery stopped and its due runs, in one round trip.
+
+        Due runs are those marked open (see :meth:`mark_open`) whose retry time has come.
+        """
         document = self.collection.find_one({"_id": name})
         if document is None:
             return None
         fields = {k: document[k] for k in SyncSource.model_fields if k in document}
         cursor = document.get("cursor")
+        now = utc_now().timestamp()
+        open_runs: dict[str, float | None] = document.get("open_runs") or {}
+        due = sorted(
+            int(r) for r, retry_at in open_runs.items() if retry_at is None or retry_at <= now
+        )
         return (
             SyncSource.model_validate(fields),
             DiscoveryCursor.model_validate(cursor) if cursor else DiscoveryCursor(),
+            due,
         )
+
+    # The open-run markers let discovery find the runs that need work without querying
+    # sync_items. A marker is set before its item becomes open (pending, live, failed) and
+    # removed after it is closed (synced, abandoned), so a crash can leave a stale marker
+    # (the run is checked once more) but never an open item without one. Retry times are
+    # epoch seconds: see docs/mongodb.md for why not datetimes.
+
+    def mark_open(
+        self, name: str, run_ids: Iterable[int], retry_at: datetime | None = None
+    ) -> None:
+        """Mark runs as needing work, from ``retry_at`` on (``None``: now)."""
+        value = None if retry_at is None else retry_at.timestamp()
+        fields = {f"open_runs.{run_id}": value for run_id in run_ids}
+        if fields:
+            self.collection.update_one({"_id": name}, {"$set": fields})
+
+    def mark_closed(self, name: str, run_id: int) -> None:
+        """Remove the run's open marker."""
+        self.collection.update_one({"_id": name}, {"$unset": {f"open_runs.{run_id}": ""}})
 
     def save(self, source: SyncSource) -> None:
         """Insert or replace the source's definition, keeping its discovery cursor."""

@@ -133,18 +133,19 @@ class SyncService:
         found = self.sources.get_with_cursor(name)
         if found is None:
             raise SourceNotFoundError(name)
-        source, cursor = found
+        source, cursor, due = found
         # The config was validated when the source was created; reopening the file below
         # checks it again, so it is not re-validated here (discovery must stay cheap).
         database_path = Path(str(source.config["database_path"]))
         stamp = file_stamp(database_path)
         if stamp == cursor.file_stamp:
             # Untouched since the last discovery: nothing new, nothing changed.
-            return Discovery(source=name, run_ids=self.items.due(name, utc_now()), new=0, changed=0)
+            return Discovery(source=name, run_ids=due, new=0, changed=0)
         with QcodesReader(database_path, busy_timeout_s=self.settings.busy_timeout_s) as reader:
             new_runs = reader.runs_after(cursor.watermark)
             fingerprint = reader.metadata_fingerprint()
             per_run = reader.run_fingerprints() if fingerprint != cursor.fingerprint else {}
+        self.sources.mark_open(name, [run.run_id for run in new_runs])
         self.items.add_pending(name, [(run.run_id, run.guid) for run in new_runs])
         changed: list[int] = []
         if per_run:
@@ -154,12 +155,13 @@ class SyncService:
                 for run_id, (state, stored) in self.items.fingerprints(name).items()
                 if state in settled and per_run.get(run_id, stored) != stored
             ]
+            self.sources.mark_open(name, changed)
             self.items.mark_pending(name, changed)
         top = max([cursor.watermark, *(run.run_id for run in new_runs)])
         self.sources.set_cursor(
             name, DiscoveryCursor(watermark=top, fingerprint=fingerprint, file_stamp=stamp)
         )
-        due = self.items.due(name, utc_now())
+        due = sorted({*due, *(run.run_id for run in new_runs), *changed})
         if new_runs or changed:
             logger.info(
                 "source %s: %d new runs, %d changed, %d due",
@@ -203,6 +205,7 @@ class SyncService:
                     "updated_at": now,
                 }
             )
+            self.sources.mark_open(name, [run_id], failed.next_attempt_at)
             self.items.save(failed)
             logger.warning(
                 "source %s run %d failed (attempt %d, retry in %g s): %s",
@@ -280,6 +283,8 @@ class SyncService:
                 }
             )
         )
+        if state in (ItemState.SYNCED, ItemState.ABANDONED):
+            self.sources.mark_closed(source.name, item.run_id)
         action: Action
         if status is DatasetStatus.LIVE:
             action = "unchanged" if unchanged_record else "live"
