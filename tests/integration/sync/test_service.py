@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -271,3 +272,19 @@ def test_sync_source_qcodes_reads_same_database_afterwards(
     assert load_by_id(run_id, conn=conn).number_of_results == 50
     conn.close()
     assert json.loads(json.dumps(SyncSources.get("lab", settings=mongo_settings).config))
+
+
+def test_service_follow_yields_work_then_stops_when_asked(
+    tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
+) -> None:
+    db = tmp_path / "lab.db"
+    (run_id,) = _lab_db(db, run_1d)
+    _register(db, mongo_settings)
+    stop = threading.Event()
+    passes = _service(mongo_db, tmp_path).follow("lab", stop, poll_s=0.01)
+
+    first = next(passes)
+    stop.set()
+
+    assert [(o.run_id, o.action) for o in first] == [(run_id, "new")]
+    assert list(passes) == []
