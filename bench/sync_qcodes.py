@@ -255,7 +255,7 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
         client[settings.mongodb_db]["sync_sources"].find_one({"_id": "many"})
         round_trips.append(time.perf_counter() - start)
     lines.append(
-        f"| one MongoDB find_one round trip (discovery with an untouched file makes two) | "
+        f"| one MongoDB find_one round trip (discovery with an untouched file makes one) | "
         f"median {statistics.median(round_trips) * 1000:.1f} ms | | |"
     )
     client.close()
