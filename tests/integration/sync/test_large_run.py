@@ -1,4 +1,4 @@
-"""A run of 10 M values syncs with peak memory under three times its raw data size."""
+"""A run of 15 M values syncs with peak memory under three times its raw data size."""
 
 from __future__ import annotations
 
@@ -20,38 +20,41 @@ from qops.export.hdf5 import read_hdf5
 from qops.mongo import Document
 from tests.unit.sync.qcodes_dbs import create_db
 
-POINTS = 5_000_000  # x and z per point: 10 M float64 values
-RAW_BYTES = 2 * POINTS * 8
+NX, NY = 2_500, 2_000
+POINTS = NX * NY  # x, y and z per point: 15 M float64 values
+RAW_BYTES = 3 * POINTS * 8
 
 
 def _large_run(path: Path) -> int:
-    """A 1-D run declared by QCoDeS (shape set as QCoDeS sweeps do), rows bulk-inserted.
+    """A 2-D map declared by QCoDeS (shape set as QCoDeS sweeps do), rows bulk-inserted.
 
     QCoDeS creates the run, its description and the first row; the remaining rows are
     inserted with plain sqlite3 exactly as QCoDeS stores them (one REAL per column), which
     takes seconds instead of minutes through ``add_result``.
     """
     conn, exp = create_db(path)
-    x = ManualParameter("x", unit="s")
-    z = ManualParameter("z", unit="V")
-    meas = Measurement(exp=exp, name="long trace")
+    x = ManualParameter("x", unit="V")
+    y = ManualParameter("y", unit="V")
+    z = ManualParameter("z", unit="A")
+    meas = Measurement(exp=exp, name="large map")
     meas.register_parameter(x)
-    meas.register_parameter(z, setpoints=(x,))
-    meas.set_shapes({"z": (POINTS,)})
+    meas.register_parameter(y)
+    meas.register_parameter(z, setpoints=(x, y))
+    meas.set_shapes({"z": (NX, NY)})
     with meas.run() as saver:
-        saver.add_result((x, 0.0), (z, 0.0))
+        saver.add_result((x, 0.0), (y, 0.0), (z, 0.0))
         run_id, table = saver.run_id, saver.dataset.table_name
     conn.close()
     with sqlite3.connect(path) as writer:
         writer.executemany(
-            f'INSERT INTO "{table}" (x, z) VALUES (?, ?)',
-            ((i * 1e-6, (i % 977) * 0.5) for i in range(1, POINTS)),
+            f'INSERT INTO "{table}" (x, y, z) VALUES (?, ?, ?)',
+            ((i // NY * 1e-3, i % NY * 1e-3, (i % 977) * 0.5) for i in range(1, POINTS)),
         )
     return run_id
 
 
 @pytest.mark.slow
-def test_sync_run_ten_million_values_peak_memory_below_three_times_raw(
+def test_sync_run_fifteen_million_values_peak_memory_below_three_times_raw(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "big.db"
@@ -85,5 +88,5 @@ def test_sync_run_ten_million_values_peak_memory_below_three_times_raw(
     record = mongo_db.datasets.find_one({})
     assert record is not None
     data = read_hdf5(Path(record["files"][0]["location"]))
-    assert data["z"].shape == (POINTS,)
-    assert float(data["z"][-1]) == ((POINTS - 1) % 977) * 0.5
+    assert data["z"].shape == (NX, NY)
+    assert float(data["z"][-1, -1]) == ((POINTS - 1) % 977) * 0.5
