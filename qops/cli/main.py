@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from qops.cli import api, backend, demo, mongo, prefect_cmd, provenance
+from qops.cli import api, backend, demo, mongo, prefect_cmd, provenance, sync
 from qops.cli.common import run_guarded
 from qops.cli.monitor import monitor
 from qops.cli.version import version
@@ -27,6 +27,9 @@ app.add_typer(provenance.app, name="provenance")
 app.add_typer(api.app, name="api")
 app.add_typer(backend.app, name="backend")
 app.command("monitor")(monitor)
+app.command("sync")(sync.sync)
+app.add_typer(sync.sources_app, name="sources")
+app.add_typer(sync.backends_app, name="backends")
 
 
 def main(argv: list[str] | None = None) -> None:

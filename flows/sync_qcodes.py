@@ -1,0 +1,155 @@
+"""The ``sync-qcodes`` flow: syncs the runs of QCoDeS sources into the dataset catalog."""
+
+from __future__ import annotations
+
+import re
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from qops.catalog.service import Discovery, RunOutcome
+from qops.catalog.settings import SyncSettings
+from qops.catalog.sources import SyncSources
+from tasks.settings import mongo_settings
+from tasks.sync import discover_runs, sync_run
+
+# Runs synced at once per flow run: reading is I/O and numpy bound, and the machine that
+# writes the measurements must keep its share of the disk.
+MAX_PARALLEL_RUNS = 4
+
+
+class SourceReport(BaseModel):
+    """What one flow run did for one source."""
+
+    source: str
+    discovered_new: int = 0
+    outcomes: list[RunOutcome] = Field(default_factory=list)
+    error: str | None = None
+
+    def count(self, action: str) -> int:
+        """Number of runs with this outcome (``new``, ``updated``, ``live``, ``failed``, ...)."""
+        return sum(1 for o in self.outcomes if o.action == action)
+
+
+class SyncReport(BaseModel):
+    """Result of one ``sync-qcodes`` flow run."""
+
+    sources: list[SourceReport]
+    artifact_id: str | None = None
+    """Id of the table artifact this flow run published."""
+
+
+def _artifact_key(sources: list[str]) -> str:
+    name = sources[0] if len(sources) == 1 else "all-sources"
+    return "sync-qcodes-" + re.sub(r"[^a-z0-9-]", "-", name.lower())
+
+
+def _publish(report: SyncReport) -> str:
+    rows: list[dict[str, str | int]] = []
+    for source in report.sources:
+        if source.error:
+            rows.append(
+                {
+                    "source": source.source,
+                    "run_id": "",
+                    "action": "failed",
+                    "status": "",
+                    "file_version": "",
+                    "error": source.error,
+                }
+            )
+        rows.extend(
+            {
+                "source": o.source,
+                "run_id": o.run_id,
+                "action": o.action,
+                "status": o.status.value if o.status else "",
+                "file_version": o.file_version,
+                "error": o.error or "",
+            }
+            for o in source.outcomes
+        )
+    summary = "; ".join(
+        f"{s.source}: {s.count('new')} new, {s.count('updated')} updated, {s.count('live')} live, "
+        f"{s.count('failed')} failed"
+        for s in report.sources
+    )
+    artifact_id = create_table_artifact(
+        table=rows
+        or [
+            {
+                "source": "",
+                "run_id": "",
+                "action": "nothing to do",
+                "status": "",
+                "file_version": "",
+                "error": "",
+            }
+        ],
+        key=_artifact_key([s.source for s in report.sources] or ["none"]),
+        description=f"QCoDeS sync: {summary or 'no sources'}",
+    )
+    return str(artifact_id)
+
+
+@flow(
+    name="sync-qcodes",
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_RUNS),  # type: ignore[arg-type]
+)
+def sync_qcodes(
+    source_name: str | None = None,
+    mongodb_block: str | None = None,
+    storage_block: str | None = None,
+) -> SyncReport:
+    """Sync new, running and changed runs of one source (or of every registered source).
+
+    Args:
+        source_name: A registered sync source; ``None`` syncs them all.
+        mongodb_block: A ``qops-mongodb-connection`` block; ``None`` reads ``QOPS_*``.
+        storage_block: A writable filesystem block for the HDF5 files; ``None`` is a
+            ``LocalFileSystem`` on the data directory.
+
+    Returns:
+        Per source, what happened to each run. A table artifact shows the same.
+    """
+    logger = get_run_logger()
+    mongo = mongo_settings(mongodb_block)
+    sync = SyncSettings()
+    names = [source_name] if source_name else [s.name for s in SyncSources.list(settings=mongo)]
+    reports = []
+    for name in names:
+        discovered = discover_runs(name, mongo, sync, return_state=True)
+        discovery = discovered.result(raise_on_failure=False)
+        if not isinstance(discovery, Discovery):
+            logger.error("source %s: discovery failed: %s", name, discovery)
+            reports.append(SourceReport(source=name, error=str(discovery)))
+            continue
+        futures: list[PrefectFuture[RunOutcome]] = [
+            sync_run.submit(name, run_id, mongo, sync, storage_block)
+            for run_id in discovery.run_ids
+        ]
+        outcomes = []
+        for run_id, future in zip(discovery.run_ids, futures, strict=True):
+            future.wait()
+            result = future.state.result(raise_on_failure=False)
+            if isinstance(result, RunOutcome):
+                outcomes.append(result)
+            else:
+                outcomes.append(
+                    RunOutcome(source=name, run_id=run_id, action="failed", error=str(result))
+                )
+        report = SourceReport(source=name, discovered_new=discovery.new, outcomes=outcomes)
+        logger.info(
+            "source %s: %d new, %d updated, %d live, %d failed",
+            name,
+            report.count("new"),
+            report.count("updated"),
+            report.count("live"),
+            report.count("failed"),
+        )
+        reports.append(report)
+    result = SyncReport(sources=reports)
+    return result.model_copy(update={"artifact_id": _publish(result)})

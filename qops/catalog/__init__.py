@@ -1,0 +1,1 @@
+"""The dataset catalog: dataset records, per-run sync state, sync sources, and the sync service."""

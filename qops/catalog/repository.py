@@ -1,0 +1,205 @@
+"""MongoDB repositories of the catalog: ``datasets``, ``sync_items``, ``sync_sources``.
+
+Every write is idempotent: ids are deterministic (dataset uuid, ``source:run_id``, source
+name) and writes are upserts, so a retried or repeated sync never duplicates a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from qops.catalog.models import DatasetRecord, DiscoveryCursor, ItemState, SyncItem, SyncSource
+from qops.mongo import Document
+from qops.timeutil import utc_now
+
+
+def _item_id(source: str, run_id: int) -> str:
+    return f"{source}:{run_id}"
+
+
+def _strip(document: Document) -> Document:
+    document = dict(document)
+    document.pop("_id", None)
+    return document
+
+
+class DatasetRepository:
+    """The ``datasets`` collection: one document per run and scope."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.collection: Collection[Document] = db["datasets"]
+
+    def ensure_indexes(self) -> None:
+        # Serves "the dataset of run <guid> in <scope>" and makes alt_uid unique per scope.
+        self.collection.create_index([("scope", ASCENDING), ("alt_uid", ASCENDING)], unique=True)
+        # Serves "datasets of a source, newest first" (catalog listings).
+        self.collection.create_index([("source", ASCENDING), ("collected", ASCENDING)])
+
+    def get(self, uuid: str) -> DatasetRecord | None:
+        """Return the dataset ``uuid``, or ``None``."""
+        document = self.collection.find_one({"_id": uuid})
+        return None if document is None else DatasetRecord.model_validate(_strip(document))
+
+    def save(self, record: DatasetRecord) -> None:
+        """Insert or replace the record (by its deterministic uuid)."""
+        document = record.model_dump(mode="python")
+        self.collection.replace_one(
+            {"_id": record.uuid}, {"_id": record.uuid, **document}, upsert=True
+        )
+
+    def by_source(self, source: str) -> list[DatasetRecord]:
+        """Return the datasets last synced from ``source``."""
+        return [
+            DatasetRecord.model_validate(_strip(d))
+            for d in self.collection.find({"source": source}).sort("collected", ASCENDING)
+        ]
+
+
+class SyncItemRepository:
+    """The ``sync_items`` collection: sync state per run, ``_id`` = ``<source>:<run_id>``."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.collection: Collection[Document] = db["sync_items"]
+
+    def ensure_indexes(self) -> None:
+        # Serves "items of a source that need work" (discovery) and status listings.
+        self.collection.create_index([("source", ASCENDING), ("state", ASCENDING)])
+        # Serves "the item of run <run_id> of <source>"; unique so a run is tracked once.
+        self.collection.create_index([("source", ASCENDING), ("run_id", ASCENDING)], unique=True)
+
+    def add_pending(self, source: str, runs: Iterable[tuple[int, str]]) -> int:
+        """Track new runs as ``pending`` (runs already tracked are left as they are)."""
+        now = utc_now()
+        operations = [
+            UpdateOne(
+                {"_id": _item_id(source, run_id)},
+                {
+                    "$setOnInsert": SyncItem(
+                        source=source,
+                        run_id=run_id,
+                        guid=guid,
+                        state=ItemState.PENDING,
+                        created_at=now,
+                        updated_at=now,
+                    ).model_dump(mode="python")
+                },
+                upsert=True,
+            )
+            for run_id, guid in runs
+        ]
+        if not operations:
+            return 0
+        return self.collection.bulk_write(operations, ordered=False).upserted_count
+
+    def get(self, source: str, run_id: int) -> SyncItem | None:
+        document = self.collection.find_one({"_id": _item_id(source, run_id)})
+        return None if document is None else SyncItem.model_validate(_strip(document))
+
+    def save(self, item: SyncItem) -> None:
+        """Write the item's full state (upsert)."""
+        document = item.model_dump(mode="python")
+        self.collection.replace_one(
+            {"_id": _item_id(item.source, item.run_id)},
+            {"_id": _item_id(item.source, item.run_id), **document},
+            upsert=True,
+        )
+
+    def fingerprints(self, source: str) -> dict[int, tuple[ItemState, str | None]]:
+        """Return ``run_id -> (state, meta_fingerprint)`` of every tracked run of ``source``."""
+        cursor = self.collection.find(
+            {"source": source}, {"run_id": 1, "state": 1, "meta_fingerprint": 1}
+        )
+        return {
+            int(d["run_id"]): (ItemState(d["state"]), d.get("meta_fingerprint")) for d in cursor
+        }
+
+    def mark_pending(self, source: str, run_ids: Iterable[int]) -> None:
+        """Send synced runs back to ``pending`` (their metadata changed)."""
+        ids = [_item_id(source, r) for r in run_ids]
+        if ids:
+            self.collection.update_many(
+                {"_id": {"$in": ids}},
+                {"$set": {"state": ItemState.PENDING.value, "updated_at": utc_now()}},
+            )
+
+    def list(self, source: str | None = None) -> list[SyncItem]:
+        """Return the items of ``source`` (or all), by source and run id."""
+        query: dict[str, Any] = {} if source is None else {"source": source}
+        cursor = self.collection.find(query).sort([("source", ASCENDING), ("run_id", ASCENDING)])
+        return [SyncItem.model_validate(_strip(d)) for d in cursor]
+
+    def delete_source(self, source: str) -> None:
+        self.collection.delete_many({"source": source})
+
+
+class SyncSourceRepository:
+    """The ``sync_sources`` collection: registered sources and each one's discovery cursor."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.collection: Collection[Document] = db["sync_sources"]
+
+    def get(self, name: str) -> SyncSource | None:
+        found = self.get_with_cursor(name)
+        return None if found is None else found[0]
+
+    def get_with_cursor(self, name: str) -> tuple[SyncSource, DiscoveryCursor, list[int]] | None:
+        """Return the source, where its discovery stopped and its due runs, in one round trip.
+
+        Due runs are those marked open (see :meth:`mark_open`) whose retry time has come.
+        """
+        document = self.collection.find_one({"_id": name})
+        if document is None:
+            return None
+        fields = {k: document[k] for k in SyncSource.model_fields if k in document}
+        cursor = document.get("cursor")
+        now = utc_now().timestamp()
+        open_runs: dict[str, float | None] = document.get("open_runs") or {}
+        due = sorted(
+            int(r) for r, retry_at in open_runs.items() if retry_at is None or retry_at <= now
+        )
+        return (
+            SyncSource.model_validate(fields),
+            DiscoveryCursor.model_validate(cursor) if cursor else DiscoveryCursor(),
+            due,
+        )
+
+    # The open-run markers let discovery find the runs that need work without querying
+    # sync_items. A marker is set before its item becomes open (pending, live, failed) and
+    # removed after it is closed (synced, abandoned), so a crash can leave a stale marker
+    # (the run is checked once more) but never an open item without one. Retry times are
+    # epoch seconds: see docs/mongodb.md for why not datetimes.
+
+    def mark_open(
+        self, name: str, run_ids: Iterable[int], retry_at: datetime | None = None
+    ) -> None:
+        """Mark runs as needing work, from ``retry_at`` on (``None``: now)."""
+        value = None if retry_at is None else retry_at.timestamp()
+        fields = {f"open_runs.{run_id}": value for run_id in run_ids}
+        if fields:
+            self.collection.update_one({"_id": name}, {"$set": fields})
+
+    def mark_closed(self, name: str, run_id: int) -> None:
+        """Remove the run's open marker."""
+        self.collection.update_one({"_id": name}, {"$unset": {f"open_runs.{run_id}": ""}})
+
+    def save(self, source: SyncSource) -> None:
+        """Insert or replace the source's definition, keeping its discovery cursor."""
+        self.collection.update_one(
+            {"_id": source.name}, {"$set": source.model_dump(mode="python")}, upsert=True
+        )
+
+    def list(self) -> list[SyncSource]:
+        names = [d["_id"] for d in self.collection.find({}, {"_id": 1}).sort("_id", ASCENDING)]
+        return [s for s in (self.get(n) for n in names) if s is not None]
+
+    def delete(self, name: str) -> bool:
+        return self.collection.delete_one({"_id": name}).deleted_count > 0
+
+    def set_cursor(self, name: str, cursor: DiscoveryCursor) -> None:
+        self.collection.update_one({"_id": name}, {"$set": {"cursor": cursor.model_dump()}})

@@ -1,0 +1,346 @@
+"""The sync service: discovers runs of a QCoDeS source and syncs each one into the catalog.
+
+Discovery is cheap: one query for runs above the source's watermark and one aggregate
+fingerprint over every run's completion flag and metadata; only when that fingerprint
+changed are runs compared one by one. Each run is then synced on its own
+(:meth:`SyncService.sync_run`): its record is upserted, its HDF5 file is written only when
+its data changed, and its state is kept in ``sync_items``. A run that fails is recorded
+with its error and retried after a back-off; it never stops the others.
+
+Order of writes for one run: file, then dataset record, then sync item. Killed at any
+point, the run stays due and the next sync redoes the unfinished part under the same ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from pymongo.database import Database
+
+from qops.catalog.errors import SourceNotFoundError
+from qops.catalog.models import (
+    DatasetRecord,
+    DatasetStatus,
+    DiscoveryCursor,
+    FileVersion,
+    ItemState,
+    SyncItem,
+    SyncSource,
+    dataset_uuid,
+)
+from qops.catalog.repository import DatasetRepository, SyncItemRepository, SyncSourceRepository
+from qops.catalog.settings import SyncSettings
+from qops.export.hdf5 import ExportError, write_hdf5
+from qops.export.store import FileStore
+from qops.mongo import Document
+from qops.qcodes.backend import QCoDeSBackend, QCoDeSConfigData
+from qops.qcodes.errors import QcodesDatabaseError
+from qops.qcodes.metadata import extract_metadata, parse_snapshot
+from qops.qcodes.reader import QcodesReader, RunInfo, file_stamp
+from qops.qcodes.to_xarray import run_to_xarray
+from qops.timeutil import as_utc, utc_now
+
+logger = logging.getLogger(__name__)
+
+Action = Literal["new", "updated", "unchanged", "live", "abandoned", "failed"]
+
+
+def _to_mongo_precision(value: datetime | None) -> datetime | None:
+    """Truncate to milliseconds, the precision MongoDB stores, so re-reads compare equal."""
+    return None if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+class Discovery(BaseModel):
+    """What discovery found for one source."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    run_ids: list[int]
+    """Runs that need work now, ascending."""
+    new: int
+    changed: int
+
+
+class RunOutcome(BaseModel):
+    """What syncing one run did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    run_id: int
+    action: Action
+    status: DatasetStatus | None = None
+    file_version: int = 0
+    dataset_uuid: str | None = None
+    error: str | None = None
+
+
+class SyncService:
+    """Syncs QCoDeS sources into the catalog.
+
+    Args:
+        db: The qops database.
+        store: Where HDF5 files go.
+        settings: Retry, idle-timeout and lock settings.
+    """
+
+    def __init__(self, db: Database[Document], store: FileStore, settings: SyncSettings) -> None:
+        self.db = db
+        self.store = store
+        self.settings = settings
+        self.datasets = DatasetRepository(db)
+        self.items = SyncItemRepository(db)
+        self.sources = SyncSourceRepository(db)
+
+    def ensure_indexes(self) -> None:
+        """Create the catalog's indexes (idempotent)."""
+        self.datasets.ensure_indexes()
+        self.items.ensure_indexes()
+
+    def source(self, name: str) -> tuple[SyncSource, QCoDeSConfigData]:
+        """Return the source and its validated config.
+
+        Raises:
+            SourceNotFoundError: No such source.
+            InvalidSourceConfigError: Its config no longer validates (e.g. database gone).
+        """
+        source = self.sources.get(name)
+        if source is None:
+            raise SourceNotFoundError(name)
+        config = QCoDeSBackend.validate_config(name, source.config)
+        assert isinstance(config, QCoDeSConfigData)
+        return source, config
+
+    def _reader(self, config: QCoDeSConfigData) -> QcodesReader:
+        return QcodesReader(config.database_path, busy_timeout_s=self.settings.busy_timeout_s)
+
+    # -- discovery -------------------------------------------------------------------
+
+    def discover(self, name: str) -> Discovery:
+        """Track new runs and runs whose metadata changed; return the runs due for work.
+
+        Raises:
+            QcodesDatabaseError: The database cannot be read at all.
+        """
+        found = self.sources.get_with_cursor(name)
+        if found is None:
+            raise SourceNotFoundError(name)
+        source, cursor, due = found
+        # The config was validated when the source was created; reopening the file below
+        # checks it again, so it is not re-validated here (discovery must stay cheap).
+        database_path = Path(str(source.config["database_path"]))
+        stamp = file_stamp(database_path)
+        if stamp == cursor.file_stamp:
+            # Untouched since the last discovery: nothing new, nothing changed.
+            return Discovery(source=name, run_ids=due, new=0, changed=0)
+        with QcodesReader(database_path, busy_timeout_s=self.settings.busy_timeout_s) as reader:
+            new_runs = reader.runs_after(cursor.watermark)
+            fingerprint = reader.metadata_fingerprint()
+            per_run = reader.run_fingerprints() if fingerprint != cursor.fingerprint else {}
+        self.sources.mark_open(name, [run.run_id for run in new_runs])
+        self.items.add_pending(name, [(run.run_id, run.guid) for run in new_runs])
+        changed: list[int] = []
+        if per_run:
+            settled = (ItemState.SYNCED, ItemState.ABANDONED)
+            changed = [
+                run_id
+                for run_id, (state, stored) in self.items.fingerprints(name).items()
+                if state in settled and per_run.get(run_id, stored) != stored
+            ]
+            self.sources.mark_open(name, changed)
+            self.items.mark_pending(name, changed)
+        top = max([cursor.watermark, *(run.run_id for run in new_runs)])
+        self.sources.set_cursor(
+            name, DiscoveryCursor(watermark=top, fingerprint=fingerprint, file_stamp=stamp)
+        )
+        due = sorted({*due, *(run.run_id for run in new_runs), *changed})
+        if new_runs or changed:
+            logger.info(
+                "source %s: %d new runs, %d changed, %d due",
+                name,
+                len(new_runs),
+                len(changed),
+                len(due),
+            )
+        return Discovery(source=name, run_ids=due, new=len(new_runs), changed=len(changed))
+
+    # -- one run ---------------------------------------------------------------------
+
+    def sync_run(self, name: str, run_id: int) -> RunOutcome:
+        """Sync run ``run_id`` of source ``name``; a run-level failure is recorded, not raised.
+
+        Raises:
+            SourceNotFoundError: No such source.
+            PyMongoError: MongoDB failed (the caller retries; all writes are idempotent).
+        """
+        source, config = self.source(name)
+        now = utc_now()
+        item = self.items.get(name, run_id) or SyncItem(
+            source=name,
+            run_id=run_id,
+            guid="",
+            state=ItemState.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            return self._sync(source, config, item)
+        except (QcodesDatabaseError, ExportError) as e:
+            attempts = item.attempts + 1
+            delay = self.settings.backoff_s(attempts)
+            failed = item.model_copy(
+                update={
+                    "state": ItemState.FAILED,
+                    "attempts": attempts,
+                    "last_error": str(e),
+                    "next_attempt_at": now + timedelta(seconds=delay),
+                    "updated_at": now,
+                }
+            )
+            self.sources.mark_open(name, [run_id], failed.next_attempt_at)
+            self.items.save(failed)
+            logger.warning(
+                "source %s run %d failed (attempt %d, retry in %g s): %s",
+                name,
+                run_id,
+                attempts,
+                delay,
+                e,
+            )
+            return RunOutcome(source=name, run_id=run_id, action="failed", error=str(e))
+
+    def _sync(self, source: SyncSource, config: QCoDeSConfigData, item: SyncItem) -> RunOutcome:
+        now = utc_now()
+        path = str(config.database_path)
+        with self._reader(config) as reader:
+            info = reader.run_info(item.run_id)
+            rows = reader.data_marker(info)
+            fingerprint = reader.run_fingerprint(item.run_id)
+            metadata = extract_metadata(
+                info,
+                parse_snapshot(info, path),
+                database_path=config.database_path,
+                set_up=config.set_up,
+                static_attributes=config.static_attributes,
+            )
+            uuid = dataset_uuid(source.default_scope, info.guid)
+            existing = self.datasets.get(uuid)
+            files = list(existing.files) if existing else []
+            latest = files[-1] if files else None
+            needs_file = (
+                latest is None or latest.rows != rows or latest.complete != info.is_completed
+            )
+            if needs_file:
+                files.append(self._write_file(reader, source, info, rows, len(files) + 1))
+
+        grew = rows != item.data_rows or item.last_change_at is None
+        last_change = now if grew else as_utc(item.last_change_at or now)
+        if info.is_completed:
+            status, state = DatasetStatus.COMPLETE, ItemState.SYNCED
+        elif (now - last_change).total_seconds() > self.settings.idle_timeout_s:
+            status, state = DatasetStatus.ABANDONED, ItemState.ABANDONED
+        else:
+            status, state = DatasetStatus.LIVE, ItemState.LIVE
+
+        record = DatasetRecord(
+            **metadata.model_dump(exclude={"collected"}),
+            collected=_to_mongo_precision(metadata.collected),
+            uuid=uuid,
+            alt_uid=info.guid,
+            scope=source.default_scope,
+            source=source.name,
+            status=status,
+            synced_at=now,
+            files=files,
+        )
+        unchanged_record = existing is not None and existing.model_dump(
+            exclude={"synced_at"}
+        ) == record.model_dump(exclude={"synced_at"})
+        if not unchanged_record:
+            self.datasets.save(record)
+        self.items.save(
+            item.model_copy(
+                update={
+                    "guid": info.guid,
+                    "state": state,
+                    "attempts": 0,
+                    "last_error": None,
+                    "next_attempt_at": None,
+                    "data_rows": rows,
+                    "meta_fingerprint": fingerprint,
+                    "file_version": len(files),
+                    "dataset_uuid": uuid,
+                    "last_change_at": last_change,
+                    "updated_at": now,
+                }
+            )
+        )
+        if state in (ItemState.SYNCED, ItemState.ABANDONED):
+            self.sources.mark_closed(source.name, item.run_id)
+        action: Action
+        if status is DatasetStatus.LIVE:
+            action = "unchanged" if unchanged_record else "live"
+        elif status is DatasetStatus.ABANDONED:
+            action = "abandoned"
+        elif existing is None:
+            action = "new"
+        else:
+            action = "unchanged" if unchanged_record else "updated"
+        return RunOutcome(
+            source=source.name,
+            run_id=item.run_id,
+            action=action,
+            status=status,
+            file_version=len(files),
+            dataset_uuid=uuid,
+        )
+
+    def _write_file(
+        self, reader: QcodesReader, source: SyncSource, info: RunInfo, rows: int, version: int
+    ) -> FileVersion:
+        data = reader.parameter_data(info, up_to_row=rows)
+        dataset = run_to_xarray(info, data, str(reader.path))
+        del data
+        name = f"{info.guid}.v{version}.h5"
+        with tempfile.TemporaryDirectory(prefix="qops-sync-") as tmp:
+            local = Path(tmp) / name
+            facts = write_hdf5(dataset, local)
+            del dataset
+            location = self.store.put(local, f"datasets/{source.default_scope}/{info.guid}/{name}")
+        return FileVersion(
+            name=name,
+            version=version,
+            location=location,
+            size=facts.size,
+            md5=facts.md5,
+            rows=rows,
+            complete=info.is_completed,
+            created=_to_mongo_precision(utc_now()),
+        )
+
+    def sync_source(self, name: str) -> list[RunOutcome]:
+        """Discover and sync every due run of ``name`` one after the other (no Prefect)."""
+        return [self.sync_run(name, run_id) for run_id in self.discover(name).run_ids]
+
+    def follow(
+        self, name: str, stop: threading.Event, poll_s: float = 0.5
+    ) -> Iterator[list[RunOutcome]]:
+        """Sync ``name`` every ``poll_s`` seconds until ``stop`` is set (live sync).
+
+        Each pass is cheap when nothing changed (discovery plus one check per live run),
+        so new rows of a running measurement reach the catalog within about ``poll_s``.
+        Yields the outcomes of every pass that did something.
+        """
+        while not stop.is_set():
+            outcomes = [o for o in self.sync_source(name) if o.action != "unchanged"]
+            if outcomes:
+                yield outcomes
+            stop.wait(poll_s)

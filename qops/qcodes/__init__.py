@@ -1,0 +1,1 @@
+"""QCoDeS capability: read-only reader of lab databases, run metadata, ``QHMetaData``."""

@@ -1,0 +1,27 @@
+"""Sync backends: entry-point discovery and the class contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from qops.catalog.backends import SyncBackend, get_backend, installed_backends
+from qops.catalog.errors import BackendDefinitionError, UnknownBackendError
+from qops.qcodes.backend import QCoDeSBackend
+
+
+def test_installed_backends_entry_point_finds_qcodes() -> None:
+    assert installed_backends()["qcodes"] is QCoDeSBackend
+
+
+def test_get_backend_unknown_names_available_ones() -> None:
+    with pytest.raises(UnknownBackendError, match="available: qcodes"):
+        get_backend("labber")
+
+
+def test_sync_backend_subclass_missing_contract_fails_at_class_creation() -> None:
+    with pytest.raises(BackendDefinitionError, match="reads_with, config_model"):
+
+        class Incomplete(SyncBackend):
+            identifier = "x"
+            display_name = "X"
+            version = "1"
