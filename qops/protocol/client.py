@@ -12,7 +12,7 @@ import logging
 import zmq
 
 from qops.protocol.errors import BackendFailureError, BackendUnreachableError, ProtocolError
-from qops.protocol.messages import Command, JsonObject, Request, StaticInfo, new_session_id
+from qops.protocol.messages import Command, JsonObject, StaticInfo, new_session_id
 from qops.protocol.schemas import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ProtocolSchemas,
@@ -110,8 +110,8 @@ class MetaClient:
         """
         detail = "no attempt made"
         for attempt in range(1, self.retries + 1):
-            request = Request(command=command, session_id=new_session_id())
-            wire = request.to_wire()
+            session_id = new_session_id()
+            wire: JsonObject = {"command": command.value, "session_id": session_id}
             self._schemas.check(f"{command}/request", wire, f"outgoing {command} request")
             sock = self._connect()
             sock.send(encode(wire))
@@ -123,7 +123,7 @@ class MetaClient:
                 self._discard_socket()
                 continue
             try:
-                return self._payload_of(command, request.session_id, frames)
+                return self._payload_of(command, session_id, frames)
             except ProtocolError as e:
                 detail = str(e)
                 self._log_attempt(command, attempt, detail)

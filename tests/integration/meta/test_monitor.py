@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+import zmq
 from prometheus_client import CollectorRegistry, generate_latest
 from pymongo.database import Database
 
@@ -197,3 +198,45 @@ def test_monitor_pushes_metrics_to_pushgateway_after_get_dynamic(
     command, path, body = received[-1]
     assert (command, path) == ("PUT", "/metrics/job/qops-monitor")
     assert b'qi_t1{qubit="q0"} 0.995' in body
+
+
+def test_monitor_offline_to_idle_fetches_new_values(
+    start_server: ServerFactory, start_monitor: MonitorFactory
+) -> None:
+    server = start_server()
+    watching = start_monitor(server.req, server.pub)
+    wait_for(watching.shows('qi_t1{qubit="q0"} 0.995'), what="first values")
+    server.store.set_offline(CHIP, True, "maintenance")
+    wait_for(watching.shows('qi_backend_state{state="OFFLINE"} 1.0'), what="OFFLINE")
+    server.calibration.set_parameters(CHIP, calibration_values(t1_q0=0.25))
+    assert 'qi_t1{qubit="q0"} 0.995' in watching.scrape()  # no fetch while OFFLINE
+    server.store.set_offline(CHIP, False)
+    wait_for(watching.shows('qi_t1{qubit="q0"} 0.25'), what="values after OFFLINE -> IDLE")
+
+
+def test_monitor_ignores_garbage_on_the_state_channel(
+    start_server: ServerFactory,
+    start_monitor: MonitorFactory,
+    zmq_context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    server = start_server()
+    pub = zmq_context.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    watching = start_monitor(server.req, f"tcp://127.0.0.1:{port}")
+    bad = [
+        b"\xff\x00garbage",
+        b"",
+        b"[]",
+        b'{"command": "publish_state", "payload": {"state": "ASLEEP", "timestamp": 1}}',
+    ]
+    good = b'{"command": "publish_state", "payload": {"state": "EXECUTING", "timestamp": 1.0}}'
+
+    def executing_shown() -> bool:
+        for frame in [*bad, good]:
+            pub.send(frame)
+        return 'qi_backend_state{state="EXECUTING"} 1.0' in watching.scrape()
+
+    wait_for(executing_shown, what="the valid state among garbage")
+    assert watching.monitor.summary.heartbeats >= 1
+    assert "qi_up 1.0" in watching.scrape()
