@@ -1,35 +1,61 @@
-"""Entry point of the ``qops`` command."""
+"""Entry point of the ``qops`` command.
+
+Subcommands are imported only when used: ``qops backend serve`` should not pay for
+importing Prefect and QCoDeS (seconds at start, and again at interpreter exit).
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import typer
 
-from qops.cli import api, backend, demo, mongo, prefect_cmd, provenance, sync
 from qops.cli.common import run_guarded
-from qops.cli.monitor import monitor
-from qops.cli.version import version
 
-app = typer.Typer(
-    name="qops",
-    help="Operations pipelines of a quantum-computing lab, on Prefect.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("version")(version)
-app.add_typer(mongo.app, name="mongo")
-app.add_typer(prefect_cmd.app, name="prefect")
-app.command("demo")(demo.demo)
-app.add_typer(provenance.app, name="provenance")
-app.add_typer(api.app, name="api")
-app.add_typer(backend.app, name="backend")
-app.command("monitor")(monitor)
-app.command("sync")(sync.sync)
-app.add_typer(sync.sources_app, name="sources")
-app.add_typer(sync.backends_app, name="backends")
+# name -> (module, attribute, kind): a "group" is a Typer app, a "command" a function.
+_SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "version": ("qops.cli.version", "version", "command"),
+    "mongo": ("qops.cli.mongo", "app", "group"),
+    "prefect": ("qops.cli.prefect_cmd", "app", "group"),
+    "demo": ("qops.cli.demo", "demo", "command"),
+    "sources": ("qops.cli.sync", "sources_app", "group"),
+    "backends": ("qops.cli.sync", "backends_app", "group"),
+    "sync": ("qops.cli.sync", "sync", "command"),
+    "backend": ("qops.cli.backend", "app", "group"),
+    "monitor": ("qops.cli.monitor", "monitor", "command"),
+    "provenance": ("qops.cli.provenance", "app", "group"),
+    "api": ("qops.cli.api", "app", "group"),
+}
+
+
+def _root() -> None:
+    """Operations pipelines of a quantum-computing lab, on Prefect."""
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """Return the ``qops`` app with the subcommand named in ``argv`` (all if none is)."""
+    app = typer.Typer(
+        name="qops",
+        help="Operations pipelines of a quantum-computing lab, on Prefect.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    # A callback keeps the app a group even when only one subcommand is registered.
+    app.callback()(_root)
+    words = [arg for arg in (argv or []) if not arg.startswith("-")]
+    wanted = words[0] if words and words[0] in _SUBCOMMANDS else None
+    for name, (module_name, attribute, kind) in _SUBCOMMANDS.items():
+        if wanted is not None and name != wanted:
+            continue
+        target = getattr(importlib.import_module(module_name), attribute)
+        if kind == "group":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    run_guarded(lambda: app(args=argv, standalone_mode=True))
+    args = sys.argv[1:] if argv is None else argv
+    run_guarded(lambda: build_app(args)(args=args, standalone_mode=True))
 
 
 if __name__ == "__main__":

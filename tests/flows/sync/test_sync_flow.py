@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from blocks.sync import QCoDeSSyncSource
 from flows.sync_qcodes import sync_qcodes
-from qops.cli.main import app
+from qops.cli.main import build_app
 from qops.config import MongoSettings
 from qops.mongo import Document
 from tests.unit.sync.qcodes_dbs import create_db, run_1d, run_2d, sha256
@@ -27,7 +27,7 @@ def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
     before = sha256(db)
     runner = CliRunner()
     added = runner.invoke(
-        app,
+        build_app(),
         ["sources", "add", "lab", "--database", str(db), "--set-up", "fridge", "--attr", "k=v"],
     )
     assert added.exit_code == 0, added.output
@@ -50,24 +50,24 @@ def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
     assert '"action": "new"' in artifact["data"]
     assert "lab: 2 new" in artifact["description"]
 
-    again = runner.invoke(app, ["sync", "lab"])
+    again = runner.invoke(build_app(), ["sync", "lab"])
     assert again.exit_code == 0, again.output
     assert "lab: 0 new, 0 updated, 0 live, 0 failed" in again.output
-    status = runner.invoke(app, ["sync", "status", "lab"])
+    status = runner.invoke(build_app(), ["sync", "status", "lab"])
     assert status.exit_code == 0
     assert status.output.count("\tsynced\t") == 2
-    listed = runner.invoke(app, ["sources", "list"])
+    listed = runner.invoke(build_app(), ["sources", "list"])
     assert "lab\tqcodes" in listed.output
-    removed = runner.invoke(app, ["sources", "remove", "lab"])
+    removed = runner.invoke(build_app(), ["sources", "remove", "lab"])
     assert removed.exit_code == 0
-    assert runner.invoke(app, ["sources", "list"]).output == ""
+    assert runner.invoke(build_app(), ["sources", "list"]).output == ""
 
 
 def test_cli_sources_add_missing_database_fails_with_field_named(
     prefect_api: str, mongo_settings: MongoSettings, tmp_path: Path
 ) -> None:
     result = CliRunner().invoke(
-        app,
+        build_app(),
         ["sources", "add", "lab", "--database", str(tmp_path / "nope.db"), "--set-up", "f"],
     )
     assert result.exit_code != 0
@@ -76,7 +76,7 @@ def test_cli_sources_add_missing_database_fails_with_field_named(
 
 
 def test_cli_backends_list_shows_qcodes_with_versions() -> None:
-    result = CliRunner().invoke(app, ["backends", "list"])
+    result = CliRunner().invoke(build_app(), ["backends", "list"])
     assert result.exit_code == 0
     assert result.output.startswith("qcodes\tQCoDeS SQLite database\t")
     assert "QCoDeS 0.58" in result.output
