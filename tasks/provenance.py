@@ -61,6 +61,7 @@ __all__ = [
     "InputValues",
     "Measured",
     "calibration_task",
+    "input_key",
 ]
 
 
@@ -154,6 +155,30 @@ class _Context:
             self.agent = Agent(agent_type=AgentType.SYSTEM, name=f"prefect:{flow_name or 'task'}")
 
 
+def input_key(parameter_name: str, qid: str, task_qid: str) -> str:
+    """Key of an input in ``inputs``: the parameter name for a qubit task, and
+    ``{parameter_name}:{qubit}`` for a pair task (``qid`` ``"Q0-Q1"``), whose inputs are
+    read for each of its two qubits."""
+    return parameter_name if qid == task_qid else f"{parameter_name}:{qid}"
+
+
+def _current_inputs(
+    store: _LazyRepository, context: _Context, task_name: str, declared: Sequence[str]
+) -> dict[str, InputUse]:
+    """The current version of each declared input (one query per qubit of the task)."""
+    if not declared:
+        return {}
+    used: dict[str, InputUse] = {}
+    for qubit in context.qid.split("-"):
+        current = store.get().current_inputs(context.project_id, qubit, declared)
+        missing = [name for name in declared if name not in current]
+        if missing:
+            raise MissingInputError(task_name, missing, qubit, context.project_id)
+        for name in declared:
+            used[input_key(name, qubit, context.qid)] = InputUse.of(current[name])
+    return used
+
+
 def calibration_task(
     *,
     outputs: Sequence[str],
@@ -171,13 +196,15 @@ def calibration_task(
     ``project_id`` and ``chip_id`` arguments; absent or ``None`` they default to the flow
     run id (the task run id outside a flow), ``QOPS_PROJECT_ID`` and ``QOPS_CHIP_ID``. If
     it takes a keyword ``inputs`` it receives an :data:`InputValues` mapping (the caller
-    does not pass it). It returns a mapping ``parameter_name -> Measured | value`` with
+    does not pass it); for a pair task (``qid`` like ``"Q0-Q1"``) each input is read for
+    both qubits and keyed ``{parameter_name}:{qubit}`` (see :func:`input_key`). It returns a mapping ``parameter_name -> Measured | value`` with
     exactly the declared ``outputs``.
 
     Args:
         outputs: Parameters the task writes (a new version each per run).
-        inputs: Parameters of the same ``qid`` the task reads; each must have a current
-            version, else the run fails with :class:`MissingInputError`.
+        inputs: Parameters of the same ``qid`` (of both qubits, for a pair) the task reads;
+            each must have a current version, else the run fails with
+            :class:`MissingInputError`.
         name: Task name recorded as ``task_name`` (default: kebab-case function name).
         task_type: Recorded activity type.
         mongodb_block: Name of a ``qops-mongodb-connection`` block; ``None`` reads ``QOPS_*``.
@@ -261,27 +288,19 @@ def calibration_task(
                     )
                 )
 
-            used: list[InputUse] = []
+            used: dict[str, InputUse] = {}
             try:
-                current = (
-                    store.get().current_inputs(context.project_id, context.qid, declared_inputs)
-                    if declared_inputs
-                    else {}
-                )
-                missing = [n for n in declared_inputs if n not in current]
-                if missing:
-                    raise MissingInputError(task_name, missing, context.qid, context.project_id)
-                used = [InputUse.of(current[n]) for n in declared_inputs]
+                used = _current_inputs(store, context, task_name, declared_inputs)
                 named = dict(bound.arguments)
                 extra = named.pop(var_keyword, {}) if var_keyword else {}
                 if takes_inputs:
-                    named["inputs"] = {u.parameter_name: u for u in used}
+                    named["inputs"] = used
                 returned = function(**named, **extra)
                 produced = _normalise_outputs(task_name, declared_outputs, returned)
             except Exception as e:
-                record(ActivityStatus.FAILED, used, {}, f"{type(e).__name__}: {e}")
+                record(ActivityStatus.FAILED, list(used.values()), {}, f"{type(e).__name__}: {e}")
                 raise
-            result = record(ActivityStatus.COMPLETED, used, produced)
+            result = record(ActivityStatus.COMPLETED, list(used.values()), produced)
             logger.info(
                 "task %s for %s recorded versions %s%s",
                 task_name,
@@ -289,9 +308,7 @@ def calibration_task(
                 result.versions,
                 " (deferred to the outbox)" if result.deferred else "",
             )
-            return CalibrationOutcome(
-                **result.model_dump(), outputs=produced, inputs={u.parameter_name: u for u in used}
-            )
+            return CalibrationOutcome(**result.model_dump(), outputs=produced, inputs=used)
 
         run.__signature__ = public  # type: ignore[attr-defined]
         options: dict[str, Any] = {
