@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from qops.errors import QopsError
 
 
@@ -125,3 +127,24 @@ class StateStoreError(QopsError):
         self.chip_id = chip_id
         self.reason = reason
         super().__init__(f"backend state of chip {chip_id!r}: {reason}")
+
+
+class ChipBusyError(QopsError):
+    """Another holder has the chip's exclusive state lease (e.g. a calibration runs).
+
+    Args:
+        chip_id: The chip.
+        state: The state held.
+        holder: Who holds it (e.g. the other flow run id).
+        since: When the holder took it (UTC).
+    """
+
+    def __init__(self, chip_id: str, state: str, holder: str, since: datetime) -> None:
+        self.chip_id = chip_id
+        self.state = state
+        self.holder = holder
+        self.since = since
+        super().__init__(
+            f"chip {chip_id!r} is already {state} by {holder} since {since.isoformat()}; "
+            "wait for it to finish or cancel it"
+        )

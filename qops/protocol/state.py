@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,10 +34,10 @@ from typing import Literal, Protocol
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from qops.mongo import Document
-from qops.protocol.errors import StateStoreError
+from qops.protocol.errors import ChipBusyError, StateStoreError
 from qops.protocol.messages import BackendState
 from qops.timeutil import as_utc, utc_now
 
@@ -82,8 +83,21 @@ class BackendStateStore(Protocol):
         """Set or clear the operator's OFFLINE mark of ``chip_id``."""
         ...
 
-    def acquire(self, chip_id: str, state: LeaseState, holder: str, lease_s: float) -> str:
-        """Mark ``chip_id`` with ``state`` for ``lease_s`` seconds; return the lease id."""
+    def acquire(
+        self,
+        chip_id: str,
+        state: LeaseState,
+        holder: str,
+        lease_s: float,
+        exclusive: bool = False,
+    ) -> str:
+        """Mark ``chip_id`` with ``state`` for ``lease_s`` seconds; return the lease id.
+
+        With ``exclusive``, at most one unexpired lease of ``state`` exists per chip.
+
+        Raises:
+            ChipBusyError: ``exclusive`` and another holder has the lease.
+        """
         ...
 
     def renew(self, chip_id: str, lease_id: str, lease_s: float) -> bool:
@@ -150,26 +164,57 @@ class MongoBackendStateStore:
         except PyMongoError as e:
             raise StateStoreError(chip_id, f"cannot write {self.COLLECTION}: {e}") from e
 
-    def acquire(self, chip_id: str, state: LeaseState, holder: str, lease_s: float) -> str:
-        """Insert a lease document; return its id."""
-        lease_id = uuid.uuid4().hex
+    def acquire(
+        self,
+        chip_id: str,
+        state: LeaseState,
+        holder: str,
+        lease_s: float,
+        exclusive: bool = False,
+    ) -> str:
+        """Insert a lease document; return its id.
+
+        An exclusive lease has the fixed id ``exclusive-<state>``, so the unique ``_id``
+        lets only one holder insert it; an expired one is taken over.
+
+        Raises:
+            ChipBusyError: ``exclusive`` and another holder's lease has not expired.
+            StateStoreError: The store cannot be written.
+        """
+        name = BackendState(state).value.lower()
+        lease_id = f"exclusive-{name}" if exclusive else uuid.uuid4().hex
+        key = f"lease:{chip_id}:{lease_id}"
         now = utc_now()
+        document = {
+            "_id": key,
+            "chip_id": chip_id,
+            "kind": "lease",
+            "state": BackendState(state).value,
+            "holder": holder,
+            "acquired_at": now,
+            "expires_at": now + timedelta(seconds=lease_s),
+        }
         try:
             self._ensure_indexes()
-            self._collection.update_one(
-                {"_id": f"lease:{chip_id}:{lease_id}"},
-                {
-                    "$set": {
-                        "chip_id": chip_id,
-                        "kind": "lease",
-                        "state": BackendState(state).value,
-                        "holder": holder,
-                        "acquired_at": now,
-                        "expires_at": now + timedelta(seconds=lease_s),
-                    }
-                },
-                upsert=True,
-            )
+            try:
+                self._collection.insert_one(document)
+            except DuplicateKeyError:
+                current = self._collection.find_one({"_id": key})
+                if current is not None and as_utc(current["expires_at"]) > now:
+                    raise ChipBusyError(
+                        chip_id,
+                        BackendState(state).value,
+                        str(current.get("holder")),
+                        as_utc(current["acquired_at"]),
+                    ) from None
+                # The holder died: take its expired lease over (only if nobody else did).
+                replaced = self._collection.replace_one(
+                    {"_id": key, "holder": (current or {}).get("holder")}, document
+                )
+                if replaced.matched_count != 1:
+                    raise ChipBusyError(
+                        chip_id, BackendState(state).value, "another process", now
+                    ) from None
         except PyMongoError as e:
             raise StateStoreError(chip_id, f"cannot write {self.COLLECTION}: {e}") from e
         return lease_id
@@ -266,16 +311,37 @@ def holding_state(
     state: LeaseState,
     holder: str,
     lease_s: float = DEFAULT_LEASE_S,
+    exclusive: bool = False,
+    wait_s: float = 0.0,
 ) -> Iterator[StateLease]:
     """Hold ``state`` for ``chip_id`` while the ``with`` block runs.
 
     The lease is renewed every ``lease_s / 3`` seconds and released on exit, also when the
     block raises. If the process dies, the lease expires ``lease_s`` seconds later.
 
+    Args:
+        store: The shared state store.
+        chip_id: The chip.
+        state: The state to hold.
+        holder: Who holds it, for the record.
+        lease_s: Seconds the mark survives its holder's death.
+        exclusive: Allow only one holder of ``state`` for the chip at a time.
+        wait_s: With ``exclusive``, how long to wait for the other holder to finish.
+
     Raises:
+        ChipBusyError: ``exclusive`` and another holder kept the lease for ``wait_s``.
         StateStoreError: The lease cannot be taken.
     """
-    lease = StateLease(store, chip_id, store.acquire(chip_id, state, holder, lease_s), lease_s)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            lease_id = store.acquire(chip_id, state, holder, lease_s, exclusive=exclusive)
+            break
+        except ChipBusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    lease = StateLease(store, chip_id, lease_id, lease_s)
     logger.info("chip %s marked %s by %s (lease %s)", chip_id, state, holder, lease.lease_id)
     try:
         yield lease
@@ -285,7 +351,12 @@ def holding_state(
 
 
 def calibrating(
-    store: BackendStateStore, chip_id: str, holder: str, lease_s: float = DEFAULT_LEASE_S
+    store: BackendStateStore,
+    chip_id: str,
+    holder: str,
+    lease_s: float = DEFAULT_LEASE_S,
+    exclusive: bool = False,
+    wait_s: float = 0.0,
 ) -> contextlib.AbstractContextManager[StateLease]:
     """Mark ``chip_id`` CALIBRATING while the ``with`` block runs (see :func:`holding_state`).
 
@@ -294,5 +365,9 @@ def calibrating(
         chip_id: The chip being calibrated.
         holder: Who calibrates, for the record (e.g. the flow run id).
         lease_s: Seconds the mark survives its holder's death.
+        exclusive: Refuse (:class:`ChipBusyError`) while another holder calibrates the chip.
+        wait_s: With ``exclusive``, how long to wait for the other calibration to end.
     """
-    return holding_state(store, chip_id, BackendState.CALIBRATING, holder, lease_s)
+    return holding_state(
+        store, chip_id, BackendState.CALIBRATING, holder, lease_s, exclusive, wait_s
+    )
