@@ -19,9 +19,11 @@ def test_exclusive_calibration_second_holder_refused_naming_first(
     store = MongoBackendStateStore(mongo_db)
     with calibrating(store, "chip-x", holder="run-1", exclusive=True):
         assert resolve_state(store.marks("chip-x")) is BackendState.CALIBRATING
-        with pytest.raises(ChipBusyError, match="run-1"):
-            with calibrating(store, "chip-x", holder="run-2", exclusive=True):
-                pass
+        with (
+            pytest.raises(ChipBusyError, match="run-1"),
+            calibrating(store, "chip-x", holder="run-2", exclusive=True),
+        ):
+            pass
         # Another chip is independent.
         with calibrating(store, "chip-y", holder="run-2", exclusive=True):
             pass
