@@ -27,6 +27,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "monitor": ("qops.cli.monitor", "monitor", "command"),
     "provenance": ("qops.cli.provenance", "app", "group"),
     "api": ("qops.cli.api", "app", "group"),
+    "calibrate": ("qops.cli.calibrate", "calibrate", "command"),
 }
 
 
