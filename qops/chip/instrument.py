@@ -513,6 +513,24 @@ class SimulatedChip(Instrument):
         with self._lock:
             return self._truth[qid]
 
+    def shift_truth(self, qid: str, **changes: float) -> QubitTruth:
+        """Set hidden values of qubit ``qid`` (fault injection for tests and demos).
+
+        E.g. ``chip.shift_truth("Q1", qubit_frequency=5.3e9)`` moves the qubit out of the
+        frequency sweep, so its ``CheckFrequency`` fit fails. Lasts until the next drift.
+
+        Raises:
+            UnknownQubitError: ``qid`` is not on the chip.
+            ValueError: A name is not a field of :class:`QubitTruth`.
+        """
+        current = self.truth(qid)
+        unknown = sorted(set(changes) - set(QubitTruth.model_fields))
+        if unknown:
+            raise ValueError(f"not hidden values of a qubit: {', '.join(unknown)}")
+        with self._lock:
+            self._truth[qid] = current.model_copy(update=changes)
+            return self._truth[qid]
+
     def pair_truth(self, target: str) -> PairTruth:
         """Return the hidden true values of coupled pair ``target`` now."""
         pair = self.pair(target)

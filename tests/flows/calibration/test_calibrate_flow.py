@@ -1,0 +1,200 @@
+"""The calibrate flow under a real Prefect API, on the embedded MongoDB, measuring through
+QCoDeS into a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from pymongo.database import Database
+
+from flows.calibrate import calibrate
+from qops.calibration.plan import ChipSpec, StepOutcome
+from qops.chip.errors import MeasurementDatabaseError, UnknownPairError, UnknownQubitError
+from qops.chip.steps import StepName
+from qops.mongo import Document
+from qops.protocol.errors import ChipBusyError
+from qops.protocol.messages import BackendState
+from qops.protocol.state import MongoBackendStateStore, resolve_state
+from qops.provenance.repository import MongoProvenanceRepository
+from qops.provenance.service import ProvenanceService
+from tasks.calibration import CALIBRATION_TASKS, simulated_chip
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+CHIP = "chip-cal"
+QUBIT_PARAMETERS = {
+    "qubit_frequency",
+    "readout_frequency",
+    "pi_amplitude",
+    "t1",
+    "t2_star",
+    "t2_echo",
+    "readout_fidelity",
+}
+
+
+def _service(db: Database[Document]) -> ProvenanceService:
+    return ProvenanceService(MongoProvenanceRepository(db), default_project_id="default")
+
+
+def test_calibrate_twice_records_v1_v2_lineage_and_artifacts(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    database = tmp_path / "lab.db"
+    first = calibrate(chip_id=CHIP, database_path=str(database))
+    assert not first.failed
+    assert not first.skipped
+    assert first.qubits == ["Q0", "Q1"]
+    assert first.pairs == ["Q0-Q1"]
+    second = calibrate(chip_id=CHIP, database_path=str(database))
+    assert second.epoch > first.epoch  # the chip drifted between the runs
+
+    repository = MongoProvenanceRepository(mongo_db)
+    current = repository.current_versions("default", CHIP)
+    by_key = {(v.parameter_name, v.qid): v for v in current}
+    for qid in ("Q0", "Q1"):
+        for name in QUBIT_PARAMETERS - {"qubit_frequency"}:
+            assert by_key[(name, qid)].version == 2, (name, qid)
+        # CheckFrequency and CheckRamsey (which refines it) each write one per run.
+        assert by_key[("qubit_frequency", qid)].version == 4
+    assert by_key[("cz_fidelity", "Q0-Q1")].version == 2
+    assert {c.parameter_name for c in second.changes} >= {"t1", "pi_amplitude"}
+
+    # pi_amplitude of the second run derives from the qubit frequency it used and from
+    # its own previous version.
+    pi = by_key[("pi_amplitude", "Q0")]
+    lineage = _service(mongo_db).lineage(pi.entity_id, max_depth=1)
+    parents = {n.node_id for n in lineage.nodes if n.depth == 1}
+    previous, _ = repository.history("default", "pi_amplitude", "Q0", limit=2)
+    assert previous[1].entity_id in parents
+    used_frequency = [
+        e.target_id
+        for e in lineage.edges
+        if e.relation_type == "wasDerivedFrom" and e.target_id.startswith("qubit_frequency:Q0:")
+    ]
+    assert len(used_frequency) == 1
+
+    # The QCoDeS runs are in the lab database, one per step and target and run.
+    with sqlite3.connect(database) as conn:
+        (runs,) = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+    assert runs == 2 * (6 * 2 + 1)
+
+    async def artifacts() -> dict[str, str]:
+        async with get_client() as client:
+            found = await client.read_artifacts()
+            return {a.key or "": str(a.data) for a in found}
+
+    published = asyncio.run(artifacts())
+    assert "calibration-chip-cal-changes" in published
+    assert "pi_amplitude" in published["calibration-chip-cal-changes"]
+    assert "wasDerivedFrom" in published["calibration-chip-cal-lineage"]
+
+
+def test_calibrate_failed_fit_skips_that_qubit_only(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    spec = ChipSpec(chip_id="chip-fault", n_qubits=2, topology=((0, 1),))
+    chip = simulated_chip(spec, epoch=0)
+    chip.shift_truth("Q1", qubit_frequency=chip.truth("Q1").qubit_frequency + 80e6)
+
+    report = calibrate(chip_id="chip-fault", database_path=str(tmp_path / "lab.db"))
+
+    outcomes = {(s.step, s.target): s for s in report.steps}
+    failed = outcomes[(StepName.CHECK_FREQUENCY, "Q1")]
+    assert failed.outcome is StepOutcome.FAILED
+    assert "no resonance found" in failed.reason
+    rabi_q1 = outcomes[(StepName.CHECK_RABI, "Q1")]
+    assert rabi_q1.outcome is StepOutcome.SKIPPED
+    assert "CheckFrequency on Q1 failed" in rabi_q1.reason
+    assert outcomes[(StepName.CHECK_CZ, "Q0-Q1")].outcome is StepOutcome.SKIPPED
+    assert all(
+        s.outcome is StepOutcome.COMPLETED for (_, target), s in outcomes.items() if target == "Q0"
+    )
+    recorded = {
+        v.qid for v in MongoProvenanceRepository(mongo_db).current_versions("default", "chip-fault")
+    }
+    assert recorded == {"Q0"}
+    activities = list(mongo_db.activities.find({"qid": "Q1", "status": "failed"}))
+    assert [a["task_name"] for a in activities] == ["check-frequency"]
+
+
+def test_calibrate_unknown_qubit_fails_naming_it(mongo_db: Database[Document]) -> None:
+    with pytest.raises(UnknownQubitError, match="Q7"):
+        calibrate(qubits=["Q7"], chip_id=CHIP)
+    assert mongo_db.parameter_versions.count_documents({}) == 0
+
+
+def test_calibrate_database_not_writable_fails_and_leaves_chip_idle(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(MeasurementDatabaseError, match="a-file"):
+        calibrate(chip_id=CHIP, database_path=str(blocker / "lab.db"))
+    state = resolve_state(MongoBackendStateStore(mongo_db).marks(CHIP))
+    assert state is BackendState.IDLE
+
+
+def test_calibrate_cz_on_uncoupled_pair_fails_clearly(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    config = tmp_path / "backend.yaml"
+    config.write_text("name: line-3\nchip_id: chip-line\nnqubits: 3\ntopology: [[0, 1], [1, 2]]\n")
+    database = str(tmp_path / "lab.db")
+    # Q0 and Q2 are not coupled: calibrating both runs no CheckCZ.
+    report = calibrate(backend_config=str(config), qubits=["Q0", "Q2"], database_path=database)
+    assert report.pairs == []
+    assert not report.failed
+
+    spec = ChipSpec.from_file(config, seed=1234)
+
+    @flow
+    def cz_only() -> None:
+        CALIBRATION_TASKS[StepName.CHECK_CZ](
+            qid="Q0-Q2",
+            chip=spec,
+            epoch=0,
+            database_path=database,
+            execution_id="cz-test",
+            project_id="default",
+            chip_id="chip-line",
+        )
+
+    with pytest.raises(UnknownPairError, match="Q0-Q2"):
+        cz_only()
+    assert (
+        MongoProvenanceRepository(mongo_db).current_inputs("default", "Q0-Q2", ["cz_fidelity"])
+        == {}
+    )
+
+
+def test_calibrate_second_run_on_same_chip_refused_while_first_runs(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    store = MongoBackendStateStore(mongo_db)
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        outcome["first"] = calibrate(chip_id="chip-busy", database_path=str(tmp_path / "a.db"))
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while resolve_state(store.marks("chip-busy")) is not BackendState.CALIBRATING:
+        assert time.monotonic() < deadline, "first calibration never marked CALIBRATING"
+        time.sleep(0.02)
+    with pytest.raises(ChipBusyError, match="chip-busy"):
+        calibrate(chip_id="chip-busy", database_path=str(tmp_path / "b.db"))
+    thread.join(120)
+    assert "first" in outcome
+    assert resolve_state(store.marks("chip-busy")) is BackendState.IDLE
+    # The refused run recorded nothing: every version belongs to the first execution.
+    executions = mongo_db.parameter_versions.distinct("execution_id", {"chip_id": "chip-busy"})
+    assert len(executions) == 1
