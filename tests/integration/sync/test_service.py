@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -288,3 +289,26 @@ def test_service_follow_yields_work_then_stops_when_asked(
 
     assert [(o.run_id, o.action) for o in first] == [(run_id, "new")]
     assert list(passes) == []
+
+
+def test_sync_source_failed_run_is_retried_after_back_off_and_recovers(
+    tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
+) -> None:
+    db = tmp_path / "lab.db"
+    (run_id,) = _lab_db(db, run_1d)
+    _execute(db, "UPDATE runs SET snapshot = '[1, 2' WHERE run_id = ?", run_id)
+    _register(db, mongo_settings)
+    service = _service(mongo_db, tmp_path, retry_base_s=0.2)
+    assert [o.action for o in service.sync_source("lab")] == ["failed"]
+    _execute(db, "UPDATE runs SET snapshot = NULL WHERE run_id = ?", run_id)
+
+    deadline = time.monotonic() + 10
+    outcomes = service.sync_source("lab")
+    while not outcomes and time.monotonic() < deadline:  # waiting out the back-off
+        outcomes = service.sync_source("lab")
+
+    assert [o.action for o in outcomes] == ["new"]
+    item = service.items.get("lab", run_id)
+    assert item is not None
+    assert item.state is ItemState.SYNCED
+    assert item.last_error is None
