@@ -312,3 +312,26 @@ def test_sync_source_failed_run_is_retried_after_back_off_and_recovers(
     assert item is not None
     assert item.state is ItemState.SYNCED
     assert item.last_error is None
+
+
+def test_sync_source_locked_database_fails_run_with_lock_error_and_keeps_file(
+    tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
+) -> None:
+    db = tmp_path / "lab.db"
+    (run_id,) = _lab_db(db, run_1d)
+    _register(db, mongo_settings)
+    service = _service(mongo_db, tmp_path, busy_timeout_s=0.2)
+    assert service.discover("lab").run_ids == [run_id]
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=DELETE")
+    writer.execute("BEGIN EXCLUSIVE")  # a writer holding the file
+    try:
+        outcome = service.sync_run("lab", run_id)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    assert outcome.action == "failed"
+    assert outcome.error is not None
+    assert "locked by another process" in outcome.error
+    assert mongo_db.datasets.count_documents({}) == 0
