@@ -23,6 +23,8 @@ from qops.catalog.errors import (
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "qops.sync_backends"
+STORED = "stored"
+"""Validation context key set for configs read back from the registry."""
 _REQUIRED = ("identifier", "display_name", "version", "reads_with", "config_model")
 
 
@@ -50,20 +52,32 @@ class SyncBackend:
             raise BackendDefinitionError(cls.__qualname__, missing)
 
     @classmethod
-    def validate_config(cls, source: str, data: Mapping[str, object]) -> BaseModel:
+    def validate_config(
+        cls, source: str, data: Mapping[str, object], *, stored: bool = False
+    ) -> BaseModel:
         """Return ``data`` validated as this backend's config.
+
+        Args:
+            source: The source's name, for the error message.
+            data: The config.
+            stored: The config comes from the registry: skip checks that touch the
+                source itself (each read checks it again, and fails that run alone).
 
         Raises:
             InvalidSourceConfigError: One message per violation, each naming the field.
         """
         try:
-            return cls.config_model.model_validate(dict(data))
+            return cls.config_model.model_validate(dict(data), context={STORED: stored})
         except ValidationError as e:
-            problems = [
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in e.errors()
-            ]
-            raise InvalidSourceConfigError(source, problems) from e
+            raise InvalidSourceConfigError(source, validation_problems(e)) from e
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    """Return one ``field: message`` line per violation in ``error``."""
+    return [
+        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+        for err in error.errors()
+    ]
 
 
 def installed_backends() -> dict[str, type[SyncBackend]]:

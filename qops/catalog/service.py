@@ -115,7 +115,9 @@ class SyncService:
         source = self.sources.get(name)
         if source is None:
             raise SourceNotFoundError(name)
-        config = QCoDeSBackend.validate_config(name, source.config)
+        # A stored config is not re-checked against the file here: a locked or missing
+        # database must fail the run (recorded, retried), not the lookup of its source.
+        config = QCoDeSBackend.validate_config(name, source.config, stored=True)
         assert isinstance(config, QCoDeSConfigData)
         return source, config
 

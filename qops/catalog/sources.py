@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pydantic import JsonValue, ValidationError
 
-from qops.catalog.backends import get_backend
+from qops.catalog.backends import get_backend, validation_problems
 from qops.catalog.errors import InvalidSourceConfigError, SourceExistsError, SourceNotFoundError
 from qops.catalog.models import SyncSource
 from qops.catalog.repository import SyncItemRepository, SyncSourceRepository
@@ -77,10 +77,7 @@ class SyncSources:
                 created_at=utc_now(),
             )
         except ValidationError as e:
-            problems = [
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-            ]
-            raise InvalidSourceConfigError(name, problems) from e
+            raise InvalidSourceConfigError(name, validation_problems(e)) from e
         db = database(settings or MongoSettings())
         try:
             repository = SyncSourceRepository(db)

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import qcodes
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from qops import __version__
-from qops.catalog.backends import SyncBackend
+from qops.catalog.backends import STORED, SyncBackend
 from qops.qcodes.errors import QcodesDatabaseError
 from qops.qcodes.reader import QcodesReader
 
@@ -38,8 +38,10 @@ class QCoDeSConfigData(BaseModel):
 
     @field_validator("database_path")
     @classmethod
-    def _is_qcodes_database(cls, value: Path) -> Path:
+    def _is_qcodes_database(cls, value: Path, info: ValidationInfo) -> Path:
         path = value.expanduser().resolve()
+        if info.context and info.context.get(STORED):
+            return path  # checked when the source was created; each read checks it again
         try:
             QcodesReader(path).open().close()
         except QcodesDatabaseError as e:

@@ -56,6 +56,8 @@ def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
     status = runner.invoke(build_app(), ["sync", "status", "lab"])
     assert status.exit_code == 0
     assert status.output.count("\tsynced\t") == 2
+    every = sync_qcodes()  # the scheduled deployment's call: every registered source
+    assert [(s.source, s.outcomes) for s in every.sources] == [("lab", [])]
     listed = runner.invoke(build_app(), ["sources", "list"])
     assert "lab\tqcodes" in listed.output
     removed = runner.invoke(build_app(), ["sources", "remove", "lab"])

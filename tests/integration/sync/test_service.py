@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -288,3 +289,49 @@ def test_service_follow_yields_work_then_stops_when_asked(
 
     assert [(o.run_id, o.action) for o in first] == [(run_id, "new")]
     assert list(passes) == []
+
+
+def test_sync_source_failed_run_is_retried_after_back_off_and_recovers(
+    tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
+) -> None:
+    db = tmp_path / "lab.db"
+    (run_id,) = _lab_db(db, run_1d)
+    _execute(db, "UPDATE runs SET snapshot = '[1, 2' WHERE run_id = ?", run_id)
+    _register(db, mongo_settings)
+    service = _service(mongo_db, tmp_path, retry_base_s=0.2)
+    assert [o.action for o in service.sync_source("lab")] == ["failed"]
+    _execute(db, "UPDATE runs SET snapshot = NULL WHERE run_id = ?", run_id)
+
+    deadline = time.monotonic() + 10
+    outcomes = service.sync_source("lab")
+    while not outcomes and time.monotonic() < deadline:  # waiting out the back-off
+        outcomes = service.sync_source("lab")
+
+    assert [o.action for o in outcomes] == ["new"]
+    item = service.items.get("lab", run_id)
+    assert item is not None
+    assert item.state is ItemState.SYNCED
+    assert item.last_error is None
+
+
+def test_sync_source_locked_database_fails_run_with_lock_error_and_keeps_file(
+    tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
+) -> None:
+    db = tmp_path / "lab.db"
+    (run_id,) = _lab_db(db, run_1d)
+    _register(db, mongo_settings)
+    service = _service(mongo_db, tmp_path, busy_timeout_s=0.2)
+    assert service.discover("lab").run_ids == [run_id]
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=DELETE")
+    writer.execute("BEGIN EXCLUSIVE")  # a writer holding the file
+    try:
+        outcome = service.sync_run("lab", run_id)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    assert outcome.action == "failed"
+    assert outcome.error is not None
+    assert "locked by another process" in outcome.error
+    assert mongo_db.datasets.count_documents({}) == 0
