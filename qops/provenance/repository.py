@@ -56,6 +56,8 @@ RELATIONS = "provenance_relations"
 ACTIVITIES = "activities"
 
 _DUPLICATE_KEY = 11000
+UNION_CHUNK = 500
+"""Most ids one relations query looks up (MongoDB allows 1000 pipeline stages)."""
 MAX_VERSION_ATTEMPTS = 64
 """How often recording retries after concurrent writers took the version it planned."""
 
@@ -514,8 +516,10 @@ class MongoProvenanceRepository:
 
     def get_entity(self, project_id: str, entity_id: str) -> ParameterVersion | None:
         """Return one parameter version, or ``None``."""
-        document = self.versions.find_one({"_id": entity_id, "project_id": {"$eq": project_id}})
-        return None if document is None else version_from_document(document)
+        document = self.versions.find_one({"_id": entity_id})  # the _id index, then scope
+        if document is None or document.get("project_id") != project_id:
+            return None
+        return version_from_document(document)
 
     def history(
         self, project_id: str, parameter_name: str, qid: str, limit: int
@@ -535,37 +539,49 @@ class MongoProvenanceRepository:
     def relations_from(
         self, project_id: str, node_ids: Sequence[str], *, downstream: bool
     ) -> list[ProvenanceRelation]:
-        """Relations whose source (``downstream=False``) or target is one of ``node_ids``."""
+        """Relations whose source (``downstream=False``) or target is one of ``node_ids``.
+
+        One aggregate command per :data:`UNION_CHUNK` ids: an exact-match ``$match`` per id,
+        joined with ``$unionWith``. Each branch is an index look-up on MongoDB and on the
+        embedded server, which cannot serve an ``$in`` from an index (docs/mongodb.md).
+        """
         field = "target_id" if downstream else "source_id"
-        ids = list(node_ids)
-        condition = {"$eq": ids[0]} if len(ids) == 1 else {"$in": ids}
-        return [
-            ProvenanceRelation.model_validate(doc)
-            for doc in self.relations.find(
-                {"project_id": {"$eq": project_id}, field: condition}, {"_id": 0}
-            )
-        ]
+        ids = list(dict.fromkeys(node_ids))
+        found: list[ProvenanceRelation] = []
+        for start in range(0, len(ids), UNION_CHUNK):
+            branches = [
+                [{"$match": {"project_id": {"$eq": project_id}, field: {"$eq": node}}}]
+                for node in ids[start : start + UNION_CHUNK]
+            ]
+            pipeline: list[dict[str, Any]] = list(branches[0])
+            pipeline += [
+                {"$unionWith": {"coll": RELATIONS, "pipeline": branch}} for branch in branches[1:]
+            ]
+            found += [
+                ProvenanceRelation.model_validate(d) for d in self.relations.aggregate(pipeline)
+            ]
+        return found
 
     def entities(self, project_id: str, ids: Sequence[str]) -> list[ParameterVersion]:
         """The parameter versions with these ids (one query)."""
         if not ids:
             return []
+        # By _id alone (the embedded server then uses the _id index); scoped here.
         return [
             version_from_document(doc)
-            for doc in self.versions.find(
-                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
-            )
+            for doc in self.versions.find({"_id": {"$in": list(ids)}})
+            if doc.get("project_id") == project_id
         ]
 
     def activities(self, project_id: str, ids: Sequence[str]) -> list[Activity]:
         """The activities with these ids (one query)."""
         if not ids:
             return []
+        # By _id alone (the embedded server then uses the _id index); scoped here.
         return [
             Activity.model_validate(doc)
-            for doc in self.activity_docs.find(
-                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
-            )
+            for doc in self.activity_docs.find({"_id": {"$in": list(ids)}})
+            if doc.get("project_id") == project_id
         ]
 
     def versions_of_executions(
