@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -193,6 +193,36 @@ def _aggregated_date(value: object) -> datetime:
     return as_utc(value)
 
 
+def _current(project_id: str, qid: str, parameter_names: Iterable[str]) -> list[Document]:
+    """Matches for the current versions of parameters of a qid (the unique version index)."""
+    return [
+        {
+            "project_id": {"$eq": project_id},
+            "parameter_name": {"$eq": name},
+            "qid": {"$eq": qid},
+            "valid_until": None,
+        }
+        for name in dict.fromkeys(parameter_names)
+    ]
+
+
+def _union(collection: Collection[Document], matches: Sequence[Document]) -> Iterator[Document]:
+    """Documents matching any of ``matches``: one ``aggregate`` per :data:`UNION_CHUNK`.
+
+    Each ``$match`` branch (joined by ``$unionWith``) is an exact index look-up on MongoDB
+    and on the embedded server, which cannot serve ``$in`` or ``$or`` from an index
+    (docs/mongodb.md). A document matching two branches is returned twice.
+    """
+    for start in range(0, len(matches), UNION_CHUNK):
+        chunk = matches[start : start + UNION_CHUNK]
+        pipeline: list[Document] = [{"$match": chunk[0]}]
+        pipeline += [
+            {"$unionWith": {"coll": collection.name, "pipeline": [{"$match": match}]}}
+            for match in chunk[1:]
+        ]
+        yield from collection.aggregate(pipeline)
+
+
 def _relation_document(relation: ProvenanceRelation) -> Document:
     return {
         "_id": f"{relation.project_id}|"
@@ -343,14 +373,9 @@ class MongoProvenanceRepository:
         written: dict[str, ParameterVersion] = {}
         for _attempt in range(MAX_VERSION_ATTEMPTS):
             current = _newest(
-                version_from_document(doc)
-                for doc in self.versions.find(
-                    {
-                        "project_id": {"$eq": record.project_id},
-                        "qid": {"$eq": record.qid},
-                        "parameter_name": {"$in": pending},
-                        "valid_until": None,
-                    }
+                map(
+                    version_from_document,
+                    _union(self.versions, _current(record.project_id, record.qid, pending)),
                 )
             )
             valid_from = utc_now()
@@ -501,16 +526,8 @@ class MongoProvenanceRepository:
         """Return the current version of each named parameter of ``qid`` (one query)."""
         if not parameter_names:
             return {}
-        found = (
-            version_from_document(doc)
-            for doc in self.versions.find(
-                {
-                    "project_id": {"$eq": project_id},
-                    "qid": {"$eq": qid},
-                    "parameter_name": {"$in": list(parameter_names)},
-                    "valid_until": None,
-                }
-            )
+        found = map(
+            version_from_document, _union(self.versions, _current(project_id, qid, parameter_names))
         )
         return {name: version for (name, _), version in _newest(found).items()}
 
@@ -541,26 +558,14 @@ class MongoProvenanceRepository:
     ) -> list[ProvenanceRelation]:
         """Relations whose source (``downstream=False``) or target is one of ``node_ids``.
 
-        One aggregate command per :data:`UNION_CHUNK` ids: an exact-match ``$match`` per id,
-        joined with ``$unionWith``. Each branch is an index look-up on MongoDB and on the
-        embedded server, which cannot serve an ``$in`` from an index (docs/mongodb.md).
+        One command per :data:`UNION_CHUNK` ids (see :func:`_union`).
         """
         field = "target_id" if downstream else "source_id"
-        ids = list(dict.fromkeys(node_ids))
-        found: list[ProvenanceRelation] = []
-        for start in range(0, len(ids), UNION_CHUNK):
-            branches = [
-                [{"$match": {"project_id": {"$eq": project_id}, field: {"$eq": node}}}]
-                for node in ids[start : start + UNION_CHUNK]
-            ]
-            pipeline: list[dict[str, Any]] = list(branches[0])
-            pipeline += [
-                {"$unionWith": {"coll": RELATIONS, "pipeline": branch}} for branch in branches[1:]
-            ]
-            found += [
-                ProvenanceRelation.model_validate(d) for d in self.relations.aggregate(pipeline)
-            ]
-        return found
+        matches = [
+            {"project_id": {"$eq": project_id}, field: {"$eq": node}}
+            for node in dict.fromkeys(node_ids)
+        ]
+        return [ProvenanceRelation.model_validate(d) for d in _union(self.relations, matches)]
 
     def entities(self, project_id: str, ids: Sequence[str]) -> list[ParameterVersion]:
         """The parameter versions with these ids (one query)."""
