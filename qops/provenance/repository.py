@@ -305,8 +305,9 @@ class MongoProvenanceRepository:
 
         Idempotent: every document has a deterministic ``_id``, so writing the same record
         again (a retry after a crash part-way, an outbox replay) completes what is missing
-        and duplicates nothing. A completed run costs five commands plus one query and one
-        bulk write per round lost to concurrent writers of the same parameter.
+        and duplicates nothing. A completed run costs five commands (for up to
+        :data:`UNION_CHUNK` outputs) plus one look-up and one bulk write per round lost to
+        concurrent writers of the same parameter.
 
         Raises:
             VersionConflictError: Concurrent writers won every numbering round.
