@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -56,6 +56,8 @@ RELATIONS = "provenance_relations"
 ACTIVITIES = "activities"
 
 _DUPLICATE_KEY = 11000
+UNION_CHUNK = 500
+"""Most ids one relations query looks up (MongoDB allows 1000 pipeline stages)."""
 MAX_VERSION_ATTEMPTS = 64
 """How often recording retries after concurrent writers took the version it planned."""
 
@@ -191,6 +193,36 @@ def _aggregated_date(value: object) -> datetime:
     return as_utc(value)
 
 
+def _current(project_id: str, qid: str, parameter_names: Iterable[str]) -> list[Document]:
+    """Matches for the current versions of parameters of a qid (the unique version index)."""
+    return [
+        {
+            "project_id": {"$eq": project_id},
+            "parameter_name": {"$eq": name},
+            "qid": {"$eq": qid},
+            "valid_until": None,
+        }
+        for name in dict.fromkeys(parameter_names)
+    ]
+
+
+def _union(collection: Collection[Document], matches: Sequence[Document]) -> Iterator[Document]:
+    """Documents matching any of ``matches``: one ``aggregate`` per :data:`UNION_CHUNK`.
+
+    Each ``$match`` branch (joined by ``$unionWith``) is an exact index look-up on MongoDB
+    and on the embedded server, which cannot serve ``$in`` or ``$or`` from an index
+    (docs/mongodb.md). A document matching two branches is returned twice.
+    """
+    for start in range(0, len(matches), UNION_CHUNK):
+        chunk = matches[start : start + UNION_CHUNK]
+        pipeline: list[Document] = [{"$match": chunk[0]}]
+        pipeline += [
+            {"$unionWith": {"coll": collection.name, "pipeline": [{"$match": match}]}}
+            for match in chunk[1:]
+        ]
+        yield from collection.aggregate(pipeline)
+
+
 def _relation_document(relation: ProvenanceRelation) -> Document:
     return {
         "_id": f"{relation.project_id}|"
@@ -273,8 +305,9 @@ class MongoProvenanceRepository:
 
         Idempotent: every document has a deterministic ``_id``, so writing the same record
         again (a retry after a crash part-way, an outbox replay) completes what is missing
-        and duplicates nothing. A completed run costs five commands plus one query and one
-        bulk write per round lost to concurrent writers of the same parameter.
+        and duplicates nothing. A completed run costs five commands (for up to
+        :data:`UNION_CHUNK` outputs) plus one look-up and one bulk write per round lost to
+        concurrent writers of the same parameter.
 
         Raises:
             VersionConflictError: Concurrent writers won every numbering round.
@@ -341,14 +374,9 @@ class MongoProvenanceRepository:
         written: dict[str, ParameterVersion] = {}
         for _attempt in range(MAX_VERSION_ATTEMPTS):
             current = _newest(
-                version_from_document(doc)
-                for doc in self.versions.find(
-                    {
-                        "project_id": {"$eq": record.project_id},
-                        "qid": {"$eq": record.qid},
-                        "parameter_name": {"$in": pending},
-                        "valid_until": None,
-                    }
+                map(
+                    version_from_document,
+                    _union(self.versions, _current(record.project_id, record.qid, pending)),
                 )
             )
             valid_from = utc_now()
@@ -499,23 +527,17 @@ class MongoProvenanceRepository:
         """Return the current version of each named parameter of ``qid`` (one query)."""
         if not parameter_names:
             return {}
-        found = (
-            version_from_document(doc)
-            for doc in self.versions.find(
-                {
-                    "project_id": {"$eq": project_id},
-                    "qid": {"$eq": qid},
-                    "parameter_name": {"$in": list(parameter_names)},
-                    "valid_until": None,
-                }
-            )
+        found = map(
+            version_from_document, _union(self.versions, _current(project_id, qid, parameter_names))
         )
         return {name: version for (name, _), version in _newest(found).items()}
 
     def get_entity(self, project_id: str, entity_id: str) -> ParameterVersion | None:
         """Return one parameter version, or ``None``."""
-        document = self.versions.find_one({"_id": entity_id, "project_id": {"$eq": project_id}})
-        return None if document is None else version_from_document(document)
+        document = self.versions.find_one({"_id": entity_id})  # the _id index, then scope
+        if document is None or document.get("project_id") != project_id:
+            return None
+        return version_from_document(document)
 
     def history(
         self, project_id: str, parameter_name: str, qid: str, limit: int
@@ -535,37 +557,37 @@ class MongoProvenanceRepository:
     def relations_from(
         self, project_id: str, node_ids: Sequence[str], *, downstream: bool
     ) -> list[ProvenanceRelation]:
-        """Relations whose source (``downstream=False``) or target is one of ``node_ids``."""
+        """Relations whose source (``downstream=False``) or target is one of ``node_ids``.
+
+        One command per :data:`UNION_CHUNK` ids (see :func:`_union`).
+        """
         field = "target_id" if downstream else "source_id"
-        ids = list(node_ids)
-        condition = {"$eq": ids[0]} if len(ids) == 1 else {"$in": ids}
-        return [
-            ProvenanceRelation.model_validate(doc)
-            for doc in self.relations.find(
-                {"project_id": {"$eq": project_id}, field: condition}, {"_id": 0}
-            )
+        matches = [
+            {"project_id": {"$eq": project_id}, field: {"$eq": node}}
+            for node in dict.fromkeys(node_ids)
         ]
+        return [ProvenanceRelation.model_validate(d) for d in _union(self.relations, matches)]
 
     def entities(self, project_id: str, ids: Sequence[str]) -> list[ParameterVersion]:
         """The parameter versions with these ids (one query)."""
         if not ids:
             return []
+        # By _id alone (the embedded server then uses the _id index); scoped here.
         return [
             version_from_document(doc)
-            for doc in self.versions.find(
-                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
-            )
+            for doc in self.versions.find({"_id": {"$in": list(ids)}})
+            if doc.get("project_id") == project_id
         ]
 
     def activities(self, project_id: str, ids: Sequence[str]) -> list[Activity]:
         """The activities with these ids (one query)."""
         if not ids:
             return []
+        # By _id alone (the embedded server then uses the _id index); scoped here.
         return [
             Activity.model_validate(doc)
-            for doc in self.activity_docs.find(
-                {"project_id": {"$eq": project_id}, "_id": {"$in": list(ids)}}
-            )
+            for doc in self.activity_docs.find({"_id": {"$in": list(ids)}})
+            if doc.get("project_id") == project_id
         ]
 
     def versions_of_executions(

@@ -21,6 +21,7 @@ from tests.flows.provenance.calibration import (
     calibration_chain,
     check_frequency,
     check_rabi,
+    check_resonator,
     failing_readout,
 )
 
@@ -170,3 +171,24 @@ def test_calibration_task_mongo_down_defers_to_outbox_then_replays_in_order(
     assert outbox.pending() == 0
     history = service.history("qubit_frequency", "Q3")
     assert [v.value for v in history.versions] == [4.2e9, 4.1e9]
+
+
+def test_calibration_task_explicit_execution_and_project_arguments_are_recorded(
+    service: ProvenanceService, mongo_db: Database[Document]
+) -> None:
+    @flow
+    def resonator() -> CalibrationOutcome:
+        return check_resonator(qid="Q0-Q1", execution_id="manual-001", project_id="lab-b")
+
+    outcome = resonator()
+
+    assert outcome.entity_ids["resonator_frequency"].startswith(
+        "resonator_frequency:Q0-Q1:manual-001:"
+    )
+    assert outcome.activity_id.startswith("manual-001:")
+    stored = service.entity(outcome.entity_ids["resonator_frequency"], project_id="lab-b")
+    assert stored.execution_id == "manual-001"
+    assert stored.chip_id == "64Qv3"  # from QOPS_CHIP_ID
+    activity = mongo_db.activities.find_one({"_id": outcome.activity_id})
+    assert activity is not None
+    assert activity["project_id"] == "lab-b"

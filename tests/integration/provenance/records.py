@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pymongo import monitoring
+
 from qops.provenance.models import (
     ActivityStatus,
     Agent,
@@ -79,3 +81,20 @@ def record_chain(
         "t1": t1.entity_ids["t1"],
         "t1_activity": t1.activity_id,
     }
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Records the name of every command a client sends (session clean-up aside)."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name != "endSessions":
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

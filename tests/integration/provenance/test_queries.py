@@ -6,8 +6,10 @@ import math
 from datetime import timedelta
 
 import pytest
+from pymongo import MongoClient
 from pymongo.database import Database
 
+from qops.config import MongoSettings
 from qops.mongo import Document
 from qops.provenance.errors import (
     EntityNotFoundError,
@@ -19,7 +21,12 @@ from qops.provenance.models import Measured, NodeType, ProvenanceRelation, Relat
 from qops.provenance.repository import MongoProvenanceRepository, bulk_relations
 from qops.provenance.service import MAX_DEPTH, ProvenanceService
 from qops.timeutil import utc_now
-from tests.integration.provenance.records import PROJECT, make_record, record_chain
+from tests.integration.provenance.records import (
+    PROJECT,
+    CommandCounter,
+    make_record,
+    record_chain,
+)
 
 
 def test_entity_malformed_id_raises_naming_format(service: ProvenanceService) -> None:
@@ -214,3 +221,35 @@ def test_stats_and_executions_count_what_was_recorded(
         ("e1", 3),
     ]
     assert executions.executions[0].started_at.tzinfo is not None
+
+
+def test_lineage_commands_grow_with_depth_not_with_nodes(
+    mongo_settings: MongoSettings, repository: MongoProvenanceRepository
+) -> None:
+    # 30 inputs feed one task; each input has its own generating activity.
+    inputs = [
+        repository.record(make_record("e1", f"in{i}", {f"p{i}": float(i)})).entity_ids[f"p{i}"]
+        for i in range(30)
+    ]
+    current = repository.current_inputs(PROJECT, "Q0", [f"p{i}" for i in range(30)])
+    out = repository.record(
+        make_record("e1", "fit", {"result": 1.0}, inputs=list(current.values()))
+    ).entity_ids["result"]
+
+    listener = CommandCounter()
+    assert mongo_settings.mongodb_url is not None
+    client: MongoClient[Document] = MongoClient(
+        mongo_settings.mongodb_url.get_secret_value(), event_listeners=[listener]
+    )
+    try:
+        counted = ProvenanceService(
+            MongoProvenanceRepository(client[mongo_settings.mongodb_db]), PROJECT
+        )
+        graph = counted.lineage(out, max_depth=3)
+    finally:
+        client.close()
+
+    assert {n.node_id for n in graph.nodes} >= set(inputs)
+    assert len(graph.nodes) == 61  # the fit activity, 30 inputs, their 30 activities
+    # origin, one relations command per level that has a frontier, entities, activities
+    assert listener.commands == ["find", "aggregate", "aggregate", "aggregate", "find", "find"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.database import Database
 
 from qops.config import MongoSettings
@@ -18,7 +18,12 @@ from qops.provenance.models import ActivityStatus, Measured
 from qops.provenance.outbox import Outbox
 from qops.provenance.recorder import ProvenanceRecorder
 from qops.provenance.repository import EntityIdCollisionError, MongoProvenanceRepository
-from tests.integration.provenance.records import PROJECT, make_record, record_chain
+from tests.integration.provenance.records import (
+    PROJECT,
+    CommandCounter,
+    make_record,
+    record_chain,
+)
 
 WRITERS = 8
 RUNS_PER_WRITER = 6
@@ -101,24 +106,10 @@ def test_record_crash_after_versions_retry_completes_the_run(
     assert mongo_db.provenance_relations.count_documents({"relation_type": "wasDerivedFrom"}) == 1
 
 
-class _CommandCounter(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 def test_record_commands_do_not_grow_with_parameter_count(
     mongo_settings: MongoSettings, repository: MongoProvenanceRepository
 ) -> None:
-    counter = _CommandCounter()
+    counter = CommandCounter()
     assert mongo_settings.mongodb_url is not None
     client: MongoClient[Document] = MongoClient(
         mongo_settings.mongodb_url.get_secret_value(), event_listeners=[counter]
