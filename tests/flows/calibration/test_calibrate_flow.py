@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,16 @@ from prefect.client.orchestration import get_client
 from pymongo.database import Database
 
 from flows.calibrate import calibrate
-from qops.calibration.plan import ChipSpec, StepOutcome
+from qops.calibration.plan import CalibrationReport, ChipSpec, StepOutcome
 from qops.chip.errors import MeasurementDatabaseError, UnknownPairError, UnknownQubitError
 from qops.chip.steps import StepName
 from qops.mongo import Document
 from qops.protocol.errors import ChipBusyError
 from qops.protocol.messages import BackendState
-from qops.protocol.state import MongoBackendStateStore, resolve_state
+from qops.protocol.state import MongoBackendStateStore, calibrating, resolve_state
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
+from qops.timeutil import as_utc
 from tasks.calibration import CALIBRATION_TASKS, simulated_chip
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -175,26 +175,51 @@ def test_calibrate_cz_on_uncoupled_pair_fails_clearly(
     )
 
 
-def test_calibrate_second_run_on_same_chip_refused_while_first_runs(
+def test_calibrate_refused_while_another_calibration_holds_the_chip(
     mongo_db: Database[Document], tmp_path: Path
 ) -> None:
     store = MongoBackendStateStore(mongo_db)
-    outcome: dict[str, object] = {}
-
-    def first() -> None:
-        outcome["first"] = calibrate(chip_id="chip-busy", database_path=str(tmp_path / "a.db"))
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while resolve_state(store.marks("chip-busy")) is not BackendState.CALIBRATING:
-        assert time.monotonic() < deadline, "first calibration never marked CALIBRATING"
-        time.sleep(0.02)
-    with pytest.raises(ChipBusyError, match="chip-busy"):
+    # Another process's calibration of the chip holds its exclusive lease.
+    with (
+        calibrating(store, "chip-busy", holder="flow-run-elsewhere", exclusive=True),
+        pytest.raises(ChipBusyError, match="flow-run-elsewhere"),
+    ):
         calibrate(chip_id="chip-busy", database_path=str(tmp_path / "b.db"))
-    thread.join(120)
-    assert "first" in outcome
+    assert mongo_db.parameter_versions.count_documents({"chip_id": "chip-busy"}) == 0
     assert resolve_state(store.marks("chip-busy")) is BackendState.IDLE
-    # The refused run recorded nothing: every version belongs to the first execution.
-    executions = mongo_db.parameter_versions.distinct("execution_id", {"chip_id": "chip-busy"})
-    assert len(executions) == 1
+
+
+def test_calibrate_two_runs_at_once_never_interleave_versions(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    reports: list[CalibrationReport] = []
+
+    def run(name: str) -> None:
+        reports.append(
+            calibrate(chip_id="chip-twice", database_path=str(tmp_path / f"{name}.db"), wait_s=120)
+        )
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert len(reports) == 2
+    assert all(not r.failed for r in reports)
+    # One ran after the other: their task runs' time windows do not overlap, and each
+    # parameter got one version per run.
+    windows = []
+    for report in reports:
+        activities = list(mongo_db.activities.find({"execution_id": report.execution_id}))
+        assert activities
+        windows.append(
+            (
+                min(as_utc(a["started_at"]) for a in activities),
+                max(as_utc(a["ended_at"]) for a in activities),
+            )
+        )
+    first, second = sorted(windows)
+    assert first[1] <= second[0]
+    t1 = mongo_db.parameter_versions.find({"chip_id": "chip-twice", "parameter_name": "t1"})
+    assert sorted(v["version"] for v in t1 if v["qid"] == "Q0") == [1, 2]
+    assert resolve_state(MongoBackendStateStore(mongo_db).marks("chip-twice")) is BackendState.IDLE
