@@ -57,6 +57,17 @@ def metadata_instrument() -> QHMetaData:
         return _metadata[0]
 
 
+def close_instruments() -> None:
+    """Close the process's simulated chips and ``qh_meta`` (frees their QCoDeS names)."""
+    with _lock:
+        for _, _, chip in _chips.values():
+            chip.close()
+        _chips.clear()
+        for metadata in _metadata:
+            metadata.close()
+        _metadata.clear()
+
+
 def measurement_context(
     spec: ChipSpec, epoch: int, database_path: Path, execution_id: str
 ) -> MeasurementContext:

@@ -1,62 +1,246 @@
-"""``qops demo``: the main job on embedded defaults.
+"""``qops demo``: the whole system on one machine, on embedded defaults.
 
-Starts the embedded MongoDB and a local Prefect server, runs the flows against them and
-prints where everything is.
+Starts the embedded MongoDB and a local Prefect server (SQLite), serves the 2300 hardware
+backend of a simulated three-qubit chip, starts the 2200 monitor (Prometheus metrics) and the
+provenance HTTP API, calibrates the chip twice (v1 and v2 of every parameter), syncs the
+calibration measurements into the dataset catalog and prints where everything is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
+import yaml
 
 from qops.cli.prefect_server import LocalPrefectServer
+from qops.cli.services import Service, http_ready, tcp_ready
 from qops.config import MongoSettings
 from qops.mongo import EmbeddedMongo, connect, redact_url
+from qops.process import LOOPBACK, free_port
+
+DEMO_CHIP = "demo-chip"
+DEMO_SOURCE = "demo-calibration"
+DEMO_PROJECT = "demo"
+
+
+def _backend_config(path: Path) -> Path:
+    """Write the demo backend's configuration: a three-qubit chip in a line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "name": "qops-demo",
+        "chip_id": DEMO_CHIP,
+        "project_id": DEMO_PROJECT,
+        "nqubits": 3,
+        "topology": [[0, 1], [1, 2]],
+        "pgs": ["X", "Y", "Z", "H", "CZ", "MEASURE"],
+        "default_compiler_config": {
+            "decomposition": [
+                {
+                    "path": "opensquirrel.passes.decomposer.mckay_decomposer.McKayDecomposer",
+                    "method": "decompose",
+                    "arguments": {},
+                }
+            ],
+        },
+        "extra_metrics": {"fridge_temperature_in_mk": 8.4},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _qops(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("qops")), *args]
+
+
+def _metrics_sample(url: str, wanted: str, timeout_s: float) -> list[str]:
+    """``qi_*`` lines of ``url`` once one starts with ``wanted`` (or what is there at the end)."""
+    deadline = time.monotonic() + timeout_s
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            text = httpx.get(url, timeout=2).text
+            lines = [line for line in text.splitlines() if line.startswith("qi_")]
+            if any(line.startswith(wanted) for line in lines):
+                return lines
+        time.sleep(0.5)
+    return lines
+
+
+@contextlib.contextmanager
+def _services(keep_running: bool) -> Iterator[list[Service]]:
+    started: list[Service] = []
+    try:
+        yield started
+    finally:
+        if not keep_running:
+            for service in reversed(started):
+                service.stop()
 
 
 def demo(
     keep_running: Annotated[
-        bool, typer.Option(help="Leave the servers running for exploring.")
+        bool, typer.Option(help="Leave every service running for exploring.")
     ] = False,
 ) -> None:
-    """Run the demo on embedded defaults and print where things are."""
+    """Run the whole system on one machine and print where things are."""
     settings = MongoSettings()
-    mongo_started_here = False
+    os.environ.setdefault("QOPS_PROJECT_ID", DEMO_PROJECT)
+    embedded = EmbeddedMongo(settings.data_dir)
+    mongo_started_here = settings.embedded and embedded.status() is None
     if settings.embedded:
-        embedded = EmbeddedMongo(settings.data_dir)
-        mongo_started_here = embedded.status() is None
         mongo_url = embedded.ensure_running().url
     else:
         assert settings.mongodb_url is not None
         mongo_url = redact_url(settings.mongodb_url.get_secret_value())
         connect(settings).close()
-    typer.echo(f"MongoDB        {mongo_url}  database {settings.mongodb_db}")
+    typer.echo(f"MongoDB          {mongo_url}  (database {settings.mongodb_db})")
 
     prefect = LocalPrefectServer(settings.data_dir)
     prefect_started_here = prefect.status() is None
-    typer.echo("Prefect server starting ..." if prefect_started_here else "Prefect server reused")
+    if prefect_started_here:
+        typer.echo("Prefect server   starting (first start creates its database) ...")
     server = prefect.ensure_running()
-    typer.echo(f"Prefect UI     {server.url}")
-    try:
-        os.environ["PREFECT_API_URL"] = server.api_url
-        os.environ.setdefault("PREFECT_HOME", str(prefect.home))
-        from flows.smoke import smoke
+    os.environ["PREFECT_API_URL"] = server.api_url
+    typer.echo(f"Prefect UI       {server.url}")
 
-        count = smoke()
-        _flush_run_logs()
-        typer.echo(f"smoke flow     completed; {count} smoke run(s) recorded in MongoDB")
-        typer.echo(f"data dir       {settings.data_dir}")
+    demo_dir = settings.data_dir / "demo"
+    logs = demo_dir / "logs"
+    config = _backend_config(demo_dir / "backend.yaml")
+    database = demo_dir / "calibration.db"
+    req, pub = free_port(), free_port()
+    metrics_port, api_port = free_port(), free_port()
+    req_address, pub_address = f"tcp://{LOOPBACK}:{req}", f"tcp://{LOOPBACK}:{pub}"
+    metrics_url = f"http://{LOOPBACK}:{metrics_port}/metrics"
+    api_url = f"http://{LOOPBACK}:{api_port}"
+    try:
+        with _services(keep_running) as services:
+            for service in (
+                Service(
+                    "2300 backend",
+                    _qops(
+                        "backend",
+                        "serve",
+                        "--config",
+                        str(config),
+                        "--req-address",
+                        req_address,
+                        "--pub-address",
+                        pub_address,
+                    ),
+                    logs / "backend.log",
+                    tcp_ready(LOOPBACK, req),
+                ),
+                Service(
+                    "2200 monitor",
+                    _qops(
+                        "monitor",
+                        "--req-address",
+                        req_address,
+                        "--sub-address",
+                        pub_address,
+                        "--metrics-port",
+                        str(metrics_port),
+                    ),
+                    logs / "monitor.log",
+                    http_ready(metrics_url),
+                ),
+                Service(
+                    "provenance API",
+                    _qops("api", "serve", "--port", str(api_port)),
+                    logs / "api.log",
+                    http_ready(f"{api_url}/provenance/stats"),
+                ),
+            ):
+                service.start(timeout_s=120)
+                services.append(service)
+                typer.echo(f"{service.name:16} running  (log {service.log_file})")
+            _run_flows(config, database, metrics_url, api_url, settings)
+            if keep_running:
+                typer.echo(
+                    "\nServices left running (pids "
+                    + ", ".join(str(s.process.pid) for s in services if s.process)
+                    + "); stop them with kill, then: qops prefect stop; qops mongo stop"
+                )
     finally:
-        if keep_running:
-            typer.echo("servers left running; stop them with: qops prefect stop; qops mongo stop")
-        else:
+        _flush_run_logs()
+        if not keep_running:
             if prefect_started_here:
                 prefect.stop()
-            if settings.embedded and mongo_started_here:
-                EmbeddedMongo(settings.data_dir).stop()
-            typer.echo("servers stopped")
+            if mongo_started_here:
+                embedded.stop()
+            typer.echo("\nall services stopped")
+
+
+def _run_flows(
+    config: Path, database: Path, metrics_url: str, api_url: str, settings: MongoSettings
+) -> None:
+    from flows.calibrate import calibrate
+    from flows.sync_qcodes import sync_qcodes
+    from qops.catalog.sources import SyncSources
+
+    typer.echo("\ncalibrating demo-chip twice (v1 and v2 of every parameter) ...")
+    reports = [
+        calibrate(backend_config=str(config), database_path=str(database), project_id=DEMO_PROJECT)
+        for _ in range(2)
+    ]
+    for report in reports:
+        done = len(report.steps) - len(report.failed) - len(report.skipped)
+        typer.echo(
+            f"  execution {report.execution_id}: {done} steps completed, "
+            f"{len(report.failed)} failed, {len(report.changes)} parameters changed"
+        )
+
+    SyncSources.create(
+        name=DEMO_SOURCE,
+        backend_identifier="qcodes",
+        config_data={"database_path": str(database), "set_up": "demo fridge"},
+        settings=settings,
+    )
+    sync = sync_qcodes(source_name=DEMO_SOURCE)
+    outcomes = [o for source in sync.sources for o in source.outcomes]
+    typer.echo(f"synced {len(outcomes)} QCoDeS runs of {database} into the catalog")
+
+    typer.echo(f"\nMetrics          {metrics_url}")
+    for line in _metrics_sample(metrics_url, 'qi_t1{qubit="q0"}', timeout_s=20)[:8]:
+        typer.echo(f"  {line}")
+
+    client = connect(settings)
+    try:
+        db = client[settings.mongodb_db]
+        t1 = db.parameter_versions.find_one(
+            {
+                "project_id": DEMO_PROJECT,
+                "chip_id": DEMO_CHIP,
+                "parameter_name": "t1",
+                "qid": "Q0",
+                "valid_until": None,
+            }
+        )
+        datasets = db.datasets.count_documents({})
+        items = db.sync_items.count_documents({})
+    finally:
+        client.close()
+    typer.echo(f"\nProvenance API   {api_url}/docs")
+    if t1 is not None:
+        lineage = (
+            f"{api_url}/provenance/lineage/{t1['entity_id']}?max_depth=3&project_id={DEMO_PROJECT}"
+        )
+        with contextlib.suppress(httpx.HTTPError):
+            graph = httpx.get(lineage, timeout=10).json()
+            typer.echo(
+                f"  lineage of t1 of Q0 v{t1['version']}: {len(graph.get('nodes', []))} nodes, "
+                f"{len(graph.get('edges', []))} edges"
+            )
+        typer.echo(f"  {lineage}")
+    typer.echo(f"\nCatalog          {datasets} datasets, {items} sync items")
 
 
 def _flush_run_logs() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,17 @@ from qops.protocol.state import MongoBackendStateStore, calibrating, resolve_sta
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from qops.timeutil import as_utc
-from tasks.calibration import CALIBRATION_TASKS, simulated_chip
+from tasks.calibration import CALIBRATION_TASKS, close_instruments, simulated_chip
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = pytest.mark.usefixtures("prefect_api", "calibration_instruments")
+
+
+@pytest.fixture(scope="module")
+def calibration_instruments() -> Iterator[None]:
+    """Close the QCoDeS instruments the calibration tasks open, so other tests can reuse
+    their names (QCoDeS instrument names are global in a process)."""
+    yield
+    close_instruments()
 
 CHIP = "chip-cal"
 QUBIT_PARAMETERS = {

@@ -194,7 +194,11 @@ def test_state_lease_of_crashed_holder_expires(start_server: ServerFactory) -> N
         timeout_s=3,
         what="the lease to expire",
     )
-    assert running.store.purge_expired(CHIP) == 1
+    # The expired lease is gone once purged (MongoDB's TTL monitor may have removed it
+    # first, so purge finds one or none).
+    assert running.store.purge_expired(CHIP) in (0, 1)
+    assert running.store.purge_expired(CHIP) == 0
+    assert resolve_state(running.store.marks(CHIP)) is BackendState.IDLE
 
 
 def test_state_lease_is_renewed_while_held(start_server: ServerFactory) -> None:
