@@ -44,7 +44,8 @@ def discover_runs(source_name: str, mongo: MongoSettings, sync: SyncSettings) ->
     retries=2,
     retry_delay_seconds=[2, 10],
     retry_condition_fn=_transient,
-    timeout_seconds=3600,
+    # No timeout_seconds: runs go to worker threads, where Prefect cannot interrupt them and
+    # warns on every run; a stuck read is bounded by the reader's SQLite busy timeout.
     task_run_name="sync-run-{source_name}-{run_id}",
 )
 def sync_run(

@@ -15,6 +15,8 @@ threads; the fits run outside the lock.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import sqlite3
@@ -159,7 +161,12 @@ class MeasurementContext:
                         for parameter in trace.dependents:
                             measurement.register_parameter(parameter, setpoints=trace.setpoints)
                     data: list[tuple[FloatArray, ...]] = []
-                    with measurement.run(write_in_background=False) as saver:
+                    # QCoDeS prints "Starting experimental run with id: N" to stdout; it is
+                    # logged below instead. Swapping sys.stdout is safe under the write lock.
+                    with (
+                        contextlib.redirect_stdout(io.StringIO()),
+                        measurement.run(write_in_background=False) as saver,
+                    ):
                         for trace in traces:
                             arrays = trace.acquire(data)
                             columns = (*trace.setpoints, *trace.dependents)
