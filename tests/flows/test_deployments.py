@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pymongo.database import Database
 
+from qops.catalog.sources import SyncSources
 from qops.cli.prefect_server import LocalPrefectServer, RunningPrefectServer
 from qops.config import MongoSettings
 from qops.mongo import Document
@@ -42,17 +43,37 @@ def _prefect(
     )
 
 
-def test_deploy_all_then_worker_runs_smoke_deployment(
+def test_deploy_all_then_worker_runs_smoke_calibrate_and_sync_deployments(
     prefect_server: RunningPrefectServer,
     mongo_settings: MongoSettings,
     mongo_db: Database[Document],
+    tmp_path: Path,
 ) -> None:
     env = {**os.environ, "PREFECT_API_URL": prefect_server.api_url}
+    # Deployment parameters name blocks: this one points at the test's database.
+    block_saved = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from blocks.mongodb import MongoDBConnection; "
+            "MongoDBConnection(url=sys.argv[1], database=sys.argv[2]).save('e2e-mongo')",
+            mongo_settings.mongodb_url.get_secret_value() if mongo_settings.mongodb_url else "",
+            mongo_settings.mongodb_db,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert block_saved.returncode == 0, block_saved.stderr
     created = _prefect("work-pool", "create", "qops", "--type", "process", env=env)
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = _prefect("--no-prompt", "deploy", "--all", env=env)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert "smoke/smoke" in deployed.stdout
+    for name in ("smoke/smoke", "calibrate/calibrate", "sync-qcodes/sync-qcodes"):
+        assert name in deployed.stdout
 
     worker = subprocess.Popen(
         [PREFECT, "worker", "start", "--pool", "qops", "--limit", "2"],
@@ -68,9 +89,57 @@ def test_deploy_all_then_worker_runs_smoke_deployment(
         )
         assert run.returncode == 0, run.stdout + run.stderr
         assert "Completed" in run.stdout
+
+        lab_db = tmp_path / "lab.db"
+        run = _prefect(
+            "deployment",
+            "run",
+            "calibrate/calibrate",
+            "--param",
+            "mongodb_block=e2e-mongo",
+            "--param",
+            f"database_path={lab_db}",
+            "--param",
+            "wait_s=0",
+            "--watch",
+            "--watch-timeout",
+            "240",
+            env=env,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "Completed" in run.stdout
+
+        SyncSources.create(
+            name="e2e-lab",
+            backend_identifier="qcodes",
+            config_data={"database_path": str(lab_db), "set_up": "e2e"},
+            settings=mongo_settings,
+        )
+        run = _prefect(
+            "deployment",
+            "run",
+            "sync-qcodes/sync-qcodes",
+            "--param",
+            "source_name=e2e-lab",
+            "--param",
+            "mongodb_block=e2e-mongo",
+            "--watch",
+            "--watch-timeout",
+            "240",
+            env=env,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "Completed" in run.stdout
     finally:
         worker.terminate()
         worker.wait(timeout=30)
     # The worker's flow run read QOPS_* from its environment: the record is in this
     # test's database.
-    assert mongo_db.smoke_runs.count_documents({}) == 1
+    assert mongo_db.smoke_runs.count_documents({}) >= 1
+    # The calibration (chip-a of docs/examples/backend.yaml: two qubits, one coupler) ran
+    # in the worker through the block's database, and its QCoDeS runs reached the catalog.
+    chip = mongo_db.parameter_versions.distinct("chip_id")
+    assert chip == ["chip-a"]
+    assert mongo_db.parameter_versions.count_documents({"parameter_name": "cz_fidelity"}) == 1
+    runs = 6 * 2 + 1
+    assert mongo_db.datasets.count_documents({"source": "e2e-lab"}) == runs
