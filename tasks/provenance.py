@@ -197,8 +197,8 @@ def calibration_task(
     run id (the task run id outside a flow), ``QOPS_PROJECT_ID`` and ``QOPS_CHIP_ID``. If
     it takes a keyword ``inputs`` it receives an :data:`InputValues` mapping (the caller
     does not pass it); for a pair task (``qid`` like ``"Q0-Q1"``) each input is read for
-    both qubits and keyed ``{parameter_name}:{qubit}`` (see :func:`input_key`). It returns a mapping ``parameter_name -> Measured | value`` with
-    exactly the declared ``outputs``.
+    both qubits and keyed ``{parameter_name}:{qubit}`` (see :func:`input_key`). It returns
+    a mapping ``parameter_name -> Measured | value`` with exactly the declared ``outputs``.
 
     Args:
         outputs: Parameters the task writes (a new version each per run).
