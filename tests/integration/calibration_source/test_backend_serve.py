@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from pymongo.database import Database
 from qops.cli.backend import calibration_source
 from qops.mongo import Document
 from qops.protocol.client import MetaClient
-from tests.cli import QOPS
+from tests.cli import qops_process
 from tests.integration.calibration_source.conftest import (
     CHIP,
     PROJECT,
@@ -44,16 +42,8 @@ def test_backend_serve_cli_reports_provenance_over_configured_values(
     record("Q0-Q1", {"cz_fidelity": 0.991})
     record("Q1", {"t1": 7.7e-5}, project_id="other-lab")
     loopback = "tcp://127.0.0.1:*"
-    command = [QOPS, "backend", "serve", "--config", str(config)]
-    command += ["--req-address", loopback, "--pub-address", loopback]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    try:
+    serve = ["backend", "serve", "--config", str(config)]
+    with qops_process(*serve, "--req-address", loopback, "--pub-address", loopback) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
         found = re.search(r"requests on (tcp://\S+),", line)
@@ -64,10 +54,6 @@ def test_backend_serve_cli_reports_provenance_over_configured_values(
             second = client.get_dynamic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     assert first == {
         "t1": {"__labels__": ["qubit"], "q0": 5.1e-5},
