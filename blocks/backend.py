@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect.blocks.core import Block
 from pydantic import Field
@@ -22,6 +22,9 @@ class MetaBackend(Block):
 
     name: str = Field(min_length=1, description="Name of the system, reported by get_static.")
     chip_id: str | None = Field(default=None, description="Chip id; default: the name.")
+    project_id: str | None = Field(
+        default=None, description="Provenance project of the chip; default: QOPS_PROJECT_ID."
+    )
     nqubits: int = Field(ge=0, description="Number of qubits.")
     topology: list[tuple[int, int]] = Field(default_factory=list, description="Qubit edges.")
     pgs: list[str] = Field(default_factory=list, description="Primitive gates, upper case.")
@@ -31,6 +34,10 @@ class MetaBackend(Block):
     supports_raw_data: bool = Field(default=False, description="Per-shot raw data support.")
     extra_metrics: dict[str, float] = Field(
         default_factory=dict, description="Plain numbers added to every get_dynamic answer."
+    )
+    calibration_source: Literal["provenance", "config"] = Field(
+        default="provenance",
+        description="Where get_dynamic's calibration values come from.",
     )
     heartbeat_s: float = Field(default=1.0, gt=0, le=60, description="publish_state period.")
 
@@ -44,12 +51,14 @@ class MetaBackend(Block):
             {
                 "name": self.name,
                 "chip_id": self.chip_id,
+                "project_id": self.project_id,
                 "nqubits": self.nqubits,
                 "topology": self.topology,
                 "pgs": self.pgs,
                 "default_compiler_config": self.default_compiler_config,
                 "supports_raw_data": self.supports_raw_data,
                 "extra_metrics": self.extra_metrics,
+                "calibration_source": self.calibration_source,
                 "heartbeat_s": self.heartbeat_s,
             },
             f"block {self._block_document_name or self.name}",

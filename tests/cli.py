@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 QOPS = str(Path(sys.executable).with_name("qops"))
@@ -22,3 +24,24 @@ def run_qops(
         timeout=timeout,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def qops_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """Start ``qops ARGS`` in the background (text pipes, current environment).
+
+    The process is killed on exit if it is still running.
+    """
+    process = subprocess.Popen(
+        [QOPS, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -10,11 +10,16 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from pymongo.database import Database
 
 from qops.cli.common import fail
 from qops.config import MongoSettings
-from qops.mongo import database
-from qops.protocol.calibration import CalibrationSource, InMemoryCalibrationSource
+from qops.mongo import Document, database
+from qops.protocol.calibration import (
+    CalibrationSource,
+    InMemoryCalibrationSource,
+    MergedCalibrationSource,
+)
 from qops.protocol.config import (
     DEFAULT_PUB_ADDRESS,
     DEFAULT_REQ_ADDRESS,
@@ -23,17 +28,27 @@ from qops.protocol.config import (
 )
 from qops.protocol.server import MetaServer
 from qops.protocol.state import MongoBackendStateStore, resolve_state
+from qops.provenance.calibration_source import ProvenanceCalibrationSource
+from qops.provenance.config import ProvenanceSettings
+from qops.provenance.repository import MongoProvenanceRepository
 
 app = typer.Typer(help="The 2300 meta server (hardware side).", no_args_is_help=True)
 
 
-def calibration_source(config: BackendConfig) -> CalibrationSource:
+def calibration_source(config: BackendConfig, db: Database[Document]) -> CalibrationSource:
     """The calibration source the server answers get_dynamic from.
 
-    The values listed in the configuration, held in memory. Another source (such as the
-    provenance store) plugs in here: anything with ``current_parameters(chip_id)``.
+    By default the chip's current parameter versions in the provenance store of the
+    configured project (``QOPS_PROJECT_ID`` if the configuration names none), over the
+    values listed in the configuration; with ``calibration_source: config`` only the latter.
     """
-    return InMemoryCalibrationSource({config.chip: config.calibration})
+    configured = InMemoryCalibrationSource({config.chip: config.calibration})
+    if config.calibration_source == "config":
+        return configured
+    repository = MongoProvenanceRepository(db)
+    repository.ensure_indexes()
+    project_id = config.project_id or ProvenanceSettings().project_id
+    return MergedCalibrationSource(ProvenanceCalibrationSource(repository, project_id), configured)
 
 
 def _load_config(config_file: Path | None, block: str | None) -> BackendConfig:
@@ -65,8 +80,9 @@ def serve(
 ) -> None:
     """Serve get_static/get_dynamic and publish the backend state until SIGTERM or Ctrl-C."""
     config = _load_config(config_file, block)
-    store = MongoBackendStateStore(database(MongoSettings()))
-    server = MetaServer(config, calibration_source(config), store, req_address, pub_address)
+    db = database(MongoSettings())
+    store = MongoBackendStateStore(db)
+    server = MetaServer(config, calibration_source(config, db), store, req_address, pub_address)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stop()

@@ -37,6 +37,7 @@ def _backend_config(path: Path) -> Path:
     config = {
         "name": "qops-demo",
         "chip_id": DEMO_CHIP,
+        "project_id": DEMO_PROJECT,
         "nqubits": 3,
         "topology": [[0, 1], [1, 2]],
         "pgs": ["X", "Y", "Z", "H", "CZ", "MEASURE"],

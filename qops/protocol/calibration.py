@@ -2,8 +2,9 @@
 
 The server reads calibration values through :class:`CalibrationSource`, a protocol it owns;
 :class:`InMemoryCalibrationSource` holds values given at start-up (from the backend
-configuration) and any other implementation, such as one backed by the provenance store,
-plugs into :class:`qops.protocol.server.MetaServer` the same way.
+configuration), :class:`qops.provenance.calibration_source.ProvenanceCalibrationSource`
+reads the provenance store, and :class:`MergedCalibrationSource` layers sources (the
+provenance store over the configured values, as ``qops backend serve`` does).
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ class VersionedCalibrationSource(CalibrationSource, Protocol):
     """
 
     def parameters_version(self, chip_id: str) -> Hashable:
-        """Return a value that changes whenever ``current_parameters(chip_id)`` would."""
+        """Return a value that changes whenever ``current_parameters(chip_id)`` would.
+
+        ``None`` means "unknown": the server then rebuilds the payload for every request.
+        """
         ...
 
 
@@ -94,6 +98,38 @@ class InMemoryCalibrationSource:
         """Return how many times ``chip_id``'s values were replaced."""
         with self._lock:
             return self._versions.get(chip_id, 0)
+
+
+class MergedCalibrationSource:
+    """The values of several sources; for each parameter of a qubit or pair the first wins.
+
+    Args:
+        sources: Highest priority first, e.g. the provenance store, then the values of the
+            backend configuration as a fallback for parameters never calibrated.
+    """
+
+    def __init__(self, *sources: CalibrationSource) -> None:
+        self.sources = sources
+
+    def current_parameters(self, chip_id: str) -> list[CalibrationValue]:
+        """Return every source's values, dropping those an earlier source has."""
+        merged: dict[tuple[str, tuple[str, ...] | str], CalibrationValue] = {}
+        for source in self.sources:
+            for value in source.current_parameters(chip_id):
+                key = (value.parameter_name, qubit_labels(value.qid) or value.qid)
+                merged.setdefault(key, value)
+        return list(merged.values())
+
+    def parameters_version(self, chip_id: str) -> Hashable:
+        """Return the tuple of the sources' versions; ``None`` if one of them has none."""
+        versions: list[Hashable] = []
+        for source in self.sources:
+            version_of = getattr(source, "parameters_version", None)
+            version = version_of(chip_id) if callable(version_of) else None
+            if version is None:
+                return None
+            versions.append(version)
+        return tuple(versions)
 
 
 def qubit_labels(qid: str) -> tuple[str, ...] | None:

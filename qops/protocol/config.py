@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import math
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,6 +30,11 @@ class BackendConfig(BaseModel):
         default=None,
         description="Chip whose calibration and state are served; default: the name.",
     )
+    project_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Provenance project whose calibration is served; default: QOPS_PROJECT_ID.",
+    )
     nqubits: int = Field(ge=0, description="Number of qubits.")
     topology: list[tuple[int, int]] = Field(
         default_factory=list, description="Edges between qubits, as pairs of qubit indices."
@@ -41,9 +47,14 @@ class BackendConfig(BaseModel):
     extra_metrics: dict[str, float] = Field(
         default_factory=dict, description="Plain numbers added to every get_dynamic answer."
     )
+    calibration_source: Literal["provenance", "config"] = Field(
+        default="provenance",
+        description="provenance: the chip's current parameter versions, over the values of "
+        "`calibration`; config: only the values of `calibration`.",
+    )
     calibration: list[CalibrationValue] = Field(
         default_factory=list,
-        description="Calibration values served until a calibration store is connected.",
+        description="Calibration values served for parameters the provenance store lacks.",
     )
     heartbeat_s: float = Field(default=1.0, gt=0, le=60, description="publish_state period.")
 

@@ -148,3 +148,17 @@ class ChipBusyError(QopsError):
             f"chip {chip_id!r} is already {state} by {holder} since {since.isoformat()}; "
             "wait for it to finish or cancel it"
         )
+
+
+class CalibrationUnavailableError(QopsError):
+    """The calibration values of a chip could not be read (get_dynamic gets a failure reply).
+
+    Args:
+        chip_id: The chip whose values were asked for.
+        reason: What went wrong.
+    """
+
+    def __init__(self, chip_id: str, reason: str) -> None:
+        self.chip_id = chip_id
+        self.reason = reason
+        super().__init__(f"calibration values of chip {chip_id!r} unavailable: {reason}")

@@ -19,7 +19,7 @@ import zmq
 from qops.errors import ConfigurationError
 from qops.protocol.calibration import CalibrationSource, dynamic_payload
 from qops.protocol.config import BackendConfig
-from qops.protocol.errors import ProtocolError, StateStoreError
+from qops.protocol.errors import CalibrationUnavailableError, ProtocolError, StateStoreError
 from qops.protocol.messages import (
     PROTOCOL_VERSION,
     BackendState,
@@ -196,6 +196,9 @@ class MetaServer:
             return self._answer(Command(str(command)), str(request["session_id"]))
         except ProtocolError as e:
             logger.warning("refused a request: %s", e)
+            return self._failure(self._session_of(request), str(e))
+        except CalibrationUnavailableError as e:
+            logger.warning("get_dynamic failed: %s", e)
             return self._failure(self._session_of(request), str(e))
         except Exception as e:
             # The process edge of one request: whatever failed, the REP socket must reply.

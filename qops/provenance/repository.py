@@ -3,7 +3,8 @@
 Collections (indexes are declared in :meth:`MongoProvenanceRepository.ensure_indexes`, each
 next to the query it serves):
 
-- ``parameter_versions``: one document per entity, ``_id`` = entity id;
+- ``parameter_versions``: one document per entity, ``_id`` = entity id; ``write_count``
+  counts the writes to it (a retry of a task run rewrites its values in place);
 - ``provenance_relations``: one document per relation, ``_id`` from :func:`relation_key`
   scoped by project, so a relation is stored once however often it is written;
 - ``activities``: one document per task run, ``_id`` = activity id.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -58,6 +59,7 @@ ACTIVITIES = "activities"
 _DUPLICATE_KEY = 11000
 UNION_CHUNK = 500
 """Most ids one relations query looks up (MongoDB allows 1000 pipeline stages)."""
+_ONE_WRITE = {"write_count": 1}
 MAX_VERSION_ATTEMPTS = 64
 """How often recording retries after concurrent writers took the version it planned."""
 
@@ -111,6 +113,9 @@ class ProvenanceRepository(Protocol):
 
     def current_versions(self, project_id: str, chip_id: str) -> list[ParameterVersion]:
         """Return the current version of every parameter of a chip (one query)."""
+
+    def current_versions_stamp(self, project_id: str, chip_id: str) -> Hashable:
+        """Return a small value that changes whenever ``current_versions`` would (one query)."""
 
     def current_inputs(
         self, project_id: str, qid: str, parameter_names: Sequence[str]
@@ -393,7 +398,9 @@ class MongoProvenanceRepository:
                 }
                 previous = current.get((name, record.qid))
                 if previous is not None and previous.entity_id == ids[name]:
-                    operations.append(UpdateOne({"_id": ids[name]}, {"$set": values}))
+                    operations.append(
+                        UpdateOne({"_id": ids[name]}, {"$set": values, "$inc": _ONE_WRITE})
+                    )
                     planned.append(previous.model_copy(update={"value": measured.value}))
                     continue
                 version = ParameterVersion(
@@ -419,7 +426,7 @@ class MongoProvenanceRepository:
                 operations.append(
                     UpdateOne(
                         {"_id": version.entity_id, "project_id": record.project_id},
-                        {"$set": values, "$setOnInsert": rest},
+                        {"$set": values, "$setOnInsert": rest, "$inc": _ONE_WRITE},
                         upsert=True,
                     )
                 )
@@ -520,6 +527,43 @@ class MongoProvenanceRepository:
             )
         )
         return sorted(_newest(found).values(), key=lambda v: (v.qid, v.parameter_name))
+
+    def current_versions_stamp(self, project_id: str, chip_id: str) -> Hashable:
+        """Return ``(count, sum of version, sum of write_count)`` of a chip's open versions.
+
+        One aggregation over the documents :meth:`current_versions` reads (same index);
+        three numbers come back. Once writers have closed their predecessors, the version
+        sum is the sum of the current version numbers: every new version adds 1 to it (a
+        first version also adds 1 to the count), and a half-written successor, open next to
+        its predecessor, adds its whole number meanwhile. A retry that rewrites a version in
+        place adds to the write counts. So the stamp changes whenever the current versions
+        do, without reading them.
+        """
+        rows = list(
+            self.versions.aggregate(
+                [
+                    {
+                        "$match": {
+                            "project_id": {"$eq": project_id},
+                            "chip_id": {"$eq": chip_id},
+                            "valid_until": None,
+                        }
+                    },
+                    {
+                        "$group": {
+                            "_id": None,
+                            "count": {"$sum": 1},
+                            "versions": {"$sum": "$version"},
+                            "writes": {"$sum": "$write_count"},
+                        }
+                    },
+                ]
+            )
+        )
+        if not rows:
+            return (0, 0, 0)
+        row = rows[0]
+        return (int(row["count"]), int(row["versions"]), int(row["writes"]))
 
     def current_inputs(
         self, project_id: str, qid: str, parameter_names: Sequence[str]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ from qops.protocol.client import MetaClient
 from qops.protocol.errors import BackendFailureError
 from qops.protocol.messages import BackendState, Command, new_session_id
 from qops.protocol.state import calibrating, resolve_state
-from tests.cli import QOPS, run_qops
+from tests.cli import QOPS, qops_process, run_qops
 from tests.integration.meta.conftest import CHIP, MCKAY, ServerFactory, wait_for
 
 Context = zmq.Context[zmq.Socket[bytes]]
@@ -224,24 +223,9 @@ def test_backend_serve_cli_stops_within_one_second_of_sigterm(
         f"name: spin-2\nchip_id: {CHIP}\nnqubits: 2\n"
         f"default_compiler_config: {{decomposition: [{{path: {MCKAY}, method: decompose}}]}}\n"
     )
-    process = subprocess.Popen(
-        [
-            QOPS,
-            "backend",
-            "serve",
-            "--config",
-            str(config),
-            "--req-address",
-            "tcp://127.0.0.1:*",
-            "--pub-address",
-            "tcp://127.0.0.1:*",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    try:
+    loopback = "tcp://127.0.0.1:*"
+    serve = ["backend", "serve", "--config", str(config)]
+    with qops_process(*serve, "--req-address", loopback, "--pub-address", loopback) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line.startswith("serving spin-2 (chip chip-a)"), line
@@ -250,10 +234,6 @@ def test_backend_serve_cli_stops_within_one_second_of_sigterm(
         code = process.wait(timeout=5)
         assert time.monotonic() - started < 1.0
         assert code == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_backend_serve_cli_bad_compiler_pass_refuses_to_start(tmp_path: Path) -> None:
