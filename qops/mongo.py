@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,9 +149,9 @@ class EmbeddedMongo:
     def _prepare_dirs(self) -> None:
         try:
             self.db_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".write-probe-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
+            # A unique name: several threads of one process may check at once.
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-probe-"):
+                pass
         except OSError as e:
             raise DataDirError(str(self.root.parent), e.strerror or str(e)) from e
 

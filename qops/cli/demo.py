@@ -209,8 +209,13 @@ def _run_flows(
     typer.echo(f"synced {len(outcomes)} QCoDeS runs of {database} into the catalog")
 
     typer.echo(f"\nMetrics          {metrics_url}")
-    for line in _metrics_sample(metrics_url, 'qi_t1{qubit="q0"}', timeout_s=20)[:8]:
+    lines = _metrics_sample(metrics_url, 'qi_t1{qubit="q0"}', timeout_s=20)
+    shown = [line for line in lines if line.startswith("qi_up") or line.endswith("} 1.0")]
+    shown = [line for line in shown if "backend_state" in line or line.startswith("qi_up")]
+    shown += [line for line in lines if line.startswith(("qi_t1{", "qi_cz_fidelity{"))][:5]
+    for line in shown:
         typer.echo(f"  {line}")
+    typer.echo(f"  ({len(lines)} qi_* samples in all)")
 
     client = connect(settings)
     try:

@@ -1,0 +1,34 @@
+"""`qops demo` from a fresh data directory: the whole system on one machine."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from qops.mongo import EmbeddedMongo
+from tests.cli import run_qops
+
+
+def test_demo_runs_everything_reports_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("QOPS_", "PREFECT_API_URL"))
+    }
+    env["QOPS_DATA_DIR"] = str(tmp_path)
+    result = run_qops("demo", env=env, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"Prefect UI\s+http://127\.0\.0\.1:\d+", out)
+    # Two calibrations of the three-qubit demo chip, nothing failed.
+    assert len(re.findall(r"20 steps completed, 0 failed", out)) == 2
+    # The monitor exposes the calibrated values the backend reports.
+    assert re.search(r'qi_t1\{qubit="q0"\} \d', out)
+    assert re.search(r'qi_cz_fidelity\{qubit1="q0",qubit2="q1"\} 0\.\d', out)
+    assert 'qi_backend_state{state="IDLE"} 1.0' in out
+    # The lineage query answered, and every calibration run reached the catalog.
+    assert re.search(r"lineage of t1 of Q0 v2: \d+ nodes", out)
+    assert "40 datasets, 40 sync items" in out
+    assert "all services stopped" in out
+    assert EmbeddedMongo(tmp_path).status() is None
