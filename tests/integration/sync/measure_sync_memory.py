@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 from pathlib import Path
 
@@ -25,6 +24,20 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _peak_rss_bytes() -> int:
+    """This process's peak resident size (``VmHWM``).
+
+    Not ``getrusage().ru_maxrss``: Linux carries that over ``execve`` from the process that
+    spawned us, so it reports the parent's size (pytest's, hundreds of MB in a full run)
+    whenever that is larger.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def main() -> None:
     source, run_id, files = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     db = database(MongoSettings())
@@ -36,7 +49,7 @@ def main() -> None:
 
     before = _rss_bytes()
     outcome = service.sync_run(source, run_id)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss_bytes()
     db.client.close()
     print(
         json.dumps({"action": outcome.action, "error": outcome.error, "peak_bytes": peak - before})
