@@ -37,6 +37,7 @@ def calibration_instruments() -> Iterator[None]:
     yield
     close_instruments()
 
+
 CHIP = "chip-cal"
 QUBIT_PARAMETERS = {
     "qubit_frequency",
@@ -232,3 +233,22 @@ def test_calibrate_two_runs_at_once_never_interleave_versions(
     t1 = mongo_db.parameter_versions.find({"chip_id": "chip-twice", "parameter_name": "t1"})
     assert sorted(v["version"] for v in t1 if v["qid"] == "Q0") == [1, 2]
     assert resolve_state(MongoBackendStateStore(mongo_db).marks("chip-twice")) is BackendState.IDLE
+
+
+def test_calibrate_marks_chip_calibrating_while_running_then_idle(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    store = MongoBackendStateStore(mongo_db)
+    seen: list[BackendState] = []
+    thread = threading.Thread(
+        target=calibrate, kwargs={"chip_id": "chip-watch", "database_path": str(tmp_path / "w.db")}
+    )
+    thread.start()
+    while thread.is_alive():
+        state = resolve_state(store.marks("chip-watch"))
+        if not seen or seen[-1] is not state:
+            seen.append(state)
+        thread.join(0.02)
+    assert BackendState.CALIBRATING in seen
+    assert resolve_state(store.marks("chip-watch")) is BackendState.IDLE
+    assert mongo_db.parameter_versions.count_documents({"chip_id": "chip-watch"}) > 0
