@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,15 @@ from pymongo.uri_parser import parse_uri
 
 from qops.config import MongoSettings
 from qops.errors import ConfigurationError, DataDirError, EmbeddedMongoError, MongoUnavailableError
-from qops.process import LOOPBACK, free_port, port_is_free, process_alive, reap
+from qops.process import (
+    LOOPBACK,
+    free_port,
+    port_is_free,
+    process_alive,
+    reap,
+    start_detached,
+    wait_until_ready,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -255,41 +262,19 @@ class EmbeddedMongo:
             raise EmbeddedMongoError(
                 str(self.root), f"port {port} on {LOOPBACK} is already in use by another process"
             )
-        with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "qops._embedded_server",
-                    str(self.root),
-                    LOOPBACK,
-                    str(port),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                close_fds=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            code = process.poll()
-            if code is not None:
-                raise EmbeddedMongoError(
-                    str(self.root),
-                    f"server exited with code {code} before answering; last log lines: "
-                    f"{self._log_tail()}",
-                )
-            if _ping(port, timeout_s=0.2):
-                server = EmbeddedServer(pid=process.pid, port=port, data_path=str(self.db_dir))
-                self._write_state(server)
-                logger.info("embedded MongoDB started at %s (pid %d)", server.url, server.pid)
-                return server
-            time.sleep(0.05)
-        process.terminate()
-        raise EmbeddedMongoError(
-            str(self.root), f"server did not answer ping within {timeout_s:g} s: {self._log_tail()}"
+        process = start_detached(
+            [sys.executable, "-m", "qops._embedded_server", str(self.root), LOOPBACK, str(port)],
+            self.log_file,
         )
+        failure = wait_until_ready(process, lambda: _ping(port, timeout_s=0.2), timeout_s)
+        if failure is not None:
+            raise EmbeddedMongoError(
+                str(self.root), f"server {failure} before answering ping: {self._log_tail()}"
+            )
+        server = EmbeddedServer(pid=process.pid, port=port, data_path=str(self.db_dir))
+        self._write_state(server)
+        logger.info("embedded MongoDB started at %s (pid %d)", server.url, server.pid)
+        return server
 
     def _log_tail(self, lines: int = 3) -> str:
         try:

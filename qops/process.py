@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import httpx
 
 LOOPBACK = "127.0.0.1"
 
@@ -57,3 +63,56 @@ def reap(pid: int) -> None:
     """Collect ``pid`` if it is an exited child of this process (no-op otherwise)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def http_ok(url: str, timeout_s: float = 0.5) -> bool:
+    """Whether ``url`` answers with a 2xx status within ``timeout_s``."""
+    try:
+        return httpx.get(url, timeout=timeout_s).is_success
+    except httpx.HTTPError:
+        return False
+
+
+def start_detached(
+    argv: Sequence[str], log_file: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, stdout and stderr appended to ``log_file``.
+
+    Args:
+        argv: The command line.
+        log_file: Where the child's output goes.
+        env: The child's whole environment; ``None`` inherits this process's.
+    """
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=None if env is None else dict(env),
+            start_new_session=True,
+        )
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    timeout_s: float,
+    interval_s: float = 0.05,
+) -> str | None:
+    """Poll ``ready`` until it is true; return ``None`` then, else why it never was.
+
+    A process that exits first is reported with its exit code; one that is not ready by
+    ``timeout_s`` has its process group sent SIGTERM.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        code = process.poll()
+        if code is not None:
+            return f"exited with code {code}"
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            return f"not ready within {timeout_s:g} s"
+        time.sleep(interval_s)
+    return None

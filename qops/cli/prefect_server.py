@@ -11,16 +11,21 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from qops.errors import QopsError
-from qops.process import LOOPBACK, free_port, process_alive, reap
+from qops.process import (
+    LOOPBACK,
+    free_port,
+    http_ok,
+    process_alive,
+    reap,
+    start_detached,
+    wait_until_ready,
+)
 
 
 class PrefectServerError(QopsError):
@@ -50,11 +55,8 @@ class RunningPrefectServer:
         return f"{self.url}/api"
 
 
-def _healthy(api_url: str, timeout_s: float = 1.0) -> bool:
-    try:
-        return httpx.get(f"{api_url}/health", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
+def _healthy(api_url: str) -> bool:
+    return http_ok(f"{api_url}/health")
 
 
 class LocalPrefectServer:
@@ -102,28 +104,15 @@ class LocalPrefectServer:
             "PREFECT_API_URL": "",
         }
         prefect_bin = Path(sys.executable).with_name("prefect")
-        with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(
-                [str(prefect_bin), "server", "start", "--host", LOOPBACK, "--port", str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,
-            )
+        process = start_detached(
+            [str(prefect_bin), "server", "start", "--host", LOOPBACK, "--port", str(port)],
+            self.log_file,
+            env,
+        )
         server = RunningPrefectServer(pid=process.pid, port=port)
-        deadline = time.monotonic() + timeout_s
-        while not _healthy(server.api_url, timeout_s=0.5):
-            if process.poll() is not None:
-                raise PrefectServerError(
-                    self.home, f"exited with code {process.returncode}; see {self.log_file}"
-                )
-            if time.monotonic() > deadline:
-                os.killpg(process.pid, signal.SIGTERM)
-                raise PrefectServerError(
-                    self.home, f"not healthy within {timeout_s:g} s; see {self.log_file}"
-                )
-            time.sleep(0.2)
+        failure = wait_until_ready(process, lambda: _healthy(server.api_url), timeout_s, 0.2)
+        if failure is not None:
+            raise PrefectServerError(self.home, f"{failure}; see {self.log_file}")
         self.state_file.write_text(json.dumps({"pid": server.pid, "port": server.port}))
         return server
 

@@ -7,13 +7,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import httpx
-
 from qops.errors import QopsError
+from qops.process import http_ok, start_detached, wait_until_ready
 
 
 class ServiceStartError(QopsError):
@@ -39,14 +37,7 @@ def tcp_ready(host: str, port: int) -> Callable[[], bool]:
 
 def http_ready(url: str) -> Callable[[], bool]:
     """A probe that is true once ``url`` answers with a 2xx status."""
-
-    def probe() -> bool:
-        try:
-            return httpx.get(url, timeout=0.5).is_success
-        except httpx.HTTPError:
-            return False
-
-    return probe
+    return lambda: http_ok(url)
 
 
 class Service:
@@ -82,26 +73,11 @@ class Service:
             ServiceStartError: The process exited or did not become ready in time.
         """
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env={**os.environ, **self.env},
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while not self.ready():
-            code = self.process.poll()
-            if code is not None:
-                raise ServiceStartError(self.name, f"exited with code {code}", self.log_file)
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServiceStartError(
-                    self.name, f"not ready within {timeout_s:g} s", self.log_file
-                )
-            time.sleep(0.1)
+        self.process = start_detached(self.argv, self.log_file, {**os.environ, **self.env})
+        failure = wait_until_ready(self.process, self.ready, timeout_s, 0.1)
+        if failure is not None:
+            self.stop()
+            raise ServiceStartError(self.name, failure, self.log_file)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the process group: SIGTERM, then SIGKILL after ``timeout_s``."""
