@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from qops.config import MongoSettings, default_data_dir
+from qops.config import MongoSettings, QopsSettings
 
 
 class MongoDBConnection(Block):
@@ -29,14 +29,17 @@ class MongoDBConnection(Block):
         default=3.0, gt=0, description="Seconds to wait for the server to answer."
     )
     data_dir: str | None = Field(
-        default=None, description="qops data directory of the worker (default: per user)."
+        default=None,
+        description="qops data directory of the worker (default: its QOPS_DATA_DIR or per user).",
     )
 
     def to_settings(self) -> MongoSettings:
         """Return the settings this block describes."""
+        # Without a data directory of its own the block leaves it to the worker's settings
+        # (QOPS_DATA_DIR, else the per-user default), where it is defined.
         return MongoSettings(
             mongodb_url=self.url,
             mongodb_db=self.database,
             mongodb_timeout_s=self.timeout_s,
-            data_dir=Path(self.data_dir) if self.data_dir else default_data_dir(),
+            data_dir=Path(self.data_dir) if self.data_dir else QopsSettings().data_dir,
         )

@@ -32,14 +32,13 @@ class QopsSettings(BaseSettings):
     )
 
 
-class MongoSettings(BaseSettings):
+class MongoSettings(QopsSettings):
     """Where qops keeps its records.
 
-    Environment variables: ``QOPS_MONGODB_URL`` (unset: the embedded server in the data
-    directory), ``QOPS_MONGODB_DB`` (default ``qops``), ``QOPS_MONGODB_TIMEOUT_S``.
+    Environment variables: ``QOPS_MONGODB_URL`` (unset: the embedded server, whose files
+    live in ``<data_dir>/mongo``), ``QOPS_MONGODB_DB`` (default ``qops``),
+    ``QOPS_MONGODB_TIMEOUT_S``, and ``QOPS_DATA_DIR`` (see :class:`QopsSettings`).
     """
-
-    model_config = SettingsConfigDict(env_prefix="QOPS_", extra="ignore")
 
     mongodb_url: SecretStr | None = Field(
         default=None,
@@ -50,10 +49,6 @@ class MongoSettings(BaseSettings):
         default=3.0,
         gt=0,
         description="Server selection timeout in seconds: how long to wait for an answer.",
-    )
-    data_dir: Path = Field(
-        default_factory=default_data_dir,
-        description="Data directory; the embedded server keeps its files in <data_dir>/mongo.",
     )
 
     @property

@@ -1,7 +1,8 @@
 """MongoDB access: client creation and the embedded MongoDB-wire-compatible server.
 
-All qops persistence goes through pymongo. When no URL is configured, qops starts (or
-reuses) an embedded server, the ``nx-27017`` package (MongoDB wire protocol on SQLite),
+All qops persistence goes through pymongo, on one shared client per process and server
+(:func:`connect`), closed at exit. When no URL is configured, qops starts (or reuses) an
+embedded server, the ``nx-27017`` package (MongoDB wire protocol on SQLite),
 as a detached child process on a free loopback port. Its files live in
 ``<data_dir>/mongo``:
 
@@ -15,6 +16,7 @@ as a detached child process on a free loopback port. Its files live in
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -24,6 +26,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,8 +72,43 @@ def _first_line(error: BaseException) -> str:
     return text.split(", Timeout:")[0].splitlines()[0]
 
 
+_ClientKey = tuple[int, str, float]
+"""(process id, server, timeout): what one shared client stands for."""
+
+_clients: dict[_ClientKey, MongoClient[Document]] = {}
+_clients_lock = threading.Lock()
+_closing_registered = False
+
+
+def _client_key(settings: MongoSettings) -> _ClientKey:
+    """The key of the shared client for ``settings``, without touching the network.
+
+    The process id is part of it: a client must not cross ``fork`` (pymongo's rule), so a
+    forked child builds its own.
+
+    Raises:
+        ConfigurationError: The URL is malformed.
+    """
+    if settings.embedded:
+        server = f"embedded:{EmbeddedMongo(settings.data_dir).root}"
+    else:
+        assert settings.mongodb_url is not None
+        server = settings.mongodb_url.get_secret_value().strip()
+        try:
+            parse_uri(server)
+        except (InvalidURI, PyMongoConfigurationError, ValueError) as e:
+            raise ConfigurationError("QOPS_MONGODB_URL", redact_url(server), str(e)) from e
+    return (os.getpid(), server, settings.mongodb_timeout_s)
+
+
 def connect(settings: MongoSettings) -> MongoClient[Document]:
-    """Return a client for the configured server, checked with ``ping``.
+    """Return the process's client for the configured server; do not close it.
+
+    pymongo advises one client per process: it pools connections and monitors the
+    servers. The first call for a server (and timeout) creates the client and checks it
+    with ``ping``; later calls return the same client without a round trip, so the
+    embedded server is started (or found) once per process, not probed on every call.
+    Every shared client is closed when the process exits (:func:`close_clients`).
 
     With no ``mongodb_url`` configured the embedded server is started or reused.
 
@@ -79,15 +117,22 @@ def connect(settings: MongoSettings) -> MongoClient[Document]:
         MongoUnavailableError: The server did not answer within ``mongodb_timeout_s``.
         EmbeddedMongoError: The embedded server could not be started.
     """
+    key = _client_key(settings)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _new_client(settings)
+            _clients[key] = client
+            _close_at_exit()
+        return client
+
+
+def _new_client(settings: MongoSettings) -> MongoClient[Document]:
     if settings.embedded:
         url = EmbeddedMongo(settings.data_dir).ensure_running().url
     else:
         assert settings.mongodb_url is not None
         url = settings.mongodb_url.get_secret_value().strip()
-        try:
-            parse_uri(url)
-        except (InvalidURI, PyMongoConfigurationError, ValueError) as e:
-            raise ConfigurationError("QOPS_MONGODB_URL", redact_url(url), str(e)) from e
     timeout_ms = int(settings.mongodb_timeout_s * 1000)
     client: MongoClient[Document] = MongoClient(
         url,
@@ -106,8 +151,28 @@ def connect(settings: MongoSettings) -> MongoClient[Document]:
     return client
 
 
+def _close_at_exit() -> None:
+    global _closing_registered
+    if not _closing_registered:
+        atexit.register(close_clients)
+        _closing_registered = True
+
+
+def close_clients(server: str | None = None) -> None:
+    """Close the process's shared clients (of one ``server`` key only, if given).
+
+    Called at exit, and when the embedded server of a data directory is stopped (its
+    successor listens on another port, so the old client could never reach it).
+    """
+    with _clients_lock:
+        keys = [key for key in _clients if server is None or key[1] == server]
+        closing = [_clients.pop(key) for key in keys]
+    for client in closing:
+        client.close()
+
+
 def database(settings: MongoSettings) -> Database[Document]:
-    """Return the configured database on a checked client (see :func:`connect`)."""
+    """Return the configured database on the process's client (see :func:`connect`)."""
     return connect(settings)[settings.mongodb_db]
 
 
@@ -299,7 +364,10 @@ class EmbeddedMongo:
                 return None
             os.kill(server.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
-            while process_alive(server.pid, _MARKER):
+            # An exiting process loses its command line (and so the marker) before it
+            # closes its files: it is gone only once it also let go of the server lock,
+            # else a restart right after would find the lock held.
+            while process_alive(server.pid, _MARKER) or self._server_lock_held():
                 if time.monotonic() > deadline:
                     raise EmbeddedMongoError(
                         str(self.root),
@@ -309,5 +377,6 @@ class EmbeddedMongo:
                 time.sleep(0.05)
             with contextlib.suppress(FileNotFoundError):
                 self.state_file.unlink()
+            close_clients(f"embedded:{self.root}")
             logger.info("embedded MongoDB pid %d stopped", server.pid)
             return server

@@ -14,11 +14,8 @@ from qops.timeutil import utc_now
 def record_smoke_run(settings: MongoSettings) -> int:
     """Record this flow run in ``smoke_runs`` and return how many are recorded."""
     db = database(settings)
-    try:
-        run_id = str(flow_run.get_id() or "local")
-        db.smoke_runs.update_one(
-            {"_id": run_id}, {"$setOnInsert": {"recorded_at": utc_now()}}, upsert=True
-        )
-        return db.smoke_runs.count_documents({})
-    finally:
-        db.client.close()
+    run_id = str(flow_run.get_id() or "local")
+    db.smoke_runs.update_one(
+        {"_id": run_id}, {"$setOnInsert": {"recorded_at": utc_now()}}, upsert=True
+    )
+    return db.smoke_runs.count_documents({})

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from pymongo.database import Database
 
 from qops.config import MongoSettings
-from qops.mongo import Document, EmbeddedMongo, EmbeddedServer, connect
+from qops.mongo import Document, EmbeddedMongo, EmbeddedServer, connect, database
 
 
 @pytest.fixture(scope="session")
@@ -52,21 +52,13 @@ def mongo_settings(
         mongodb_url=SecretStr(embedded_mongo.url), mongodb_db=name, data_dir=qops_data_dir
     )
     yield settings
-    client = connect(settings)
-    try:
-        client.drop_database(name)
-    finally:
-        client.close()
+    connect(settings).drop_database(name)
 
 
 @pytest.fixture
-def mongo_db(mongo_settings: MongoSettings) -> Iterator[Database[Document]]:
-    """This test's own database on the embedded server."""
-    client = connect(mongo_settings)
-    try:
-        yield client[mongo_settings.mongodb_db]
-    finally:
-        client.close()
+def mongo_db(mongo_settings: MongoSettings) -> Database[Document]:
+    """This test's own database on the embedded server (on the process's shared client)."""
+    return database(mongo_settings)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import typer
 import uvicorn
 
 from qops.config import MongoSettings
-from qops.mongo import connect
+from qops.mongo import database
 from qops.provenance.api import create_app
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.repository import MongoProvenanceRepository
@@ -24,11 +24,7 @@ def serve(
 ) -> None:
     """Serve the API (OpenAPI documentation at /docs) until interrupted."""
     settings = MongoSettings()
-    client = connect(settings)
-    try:
-        repository = MongoProvenanceRepository(client[settings.mongodb_db])
-        repository.ensure_indexes()
-        service = ProvenanceService(repository, ProvenanceSettings().project_id)
-        uvicorn.run(create_app(service), host=host, port=port, log_level="info")
-    finally:
-        client.close()
+    repository = MongoProvenanceRepository(database(settings))
+    repository.ensure_indexes()
+    service = ProvenanceService(repository, ProvenanceSettings().project_id)
+    uvicorn.run(create_app(service), host=host, port=port, log_level="info")

@@ -100,7 +100,7 @@ def demo(
     else:
         assert settings.mongodb_url is not None
         mongo_url = redact_url(settings.mongodb_url.get_secret_value())
-        connect(settings).close()
+        connect(settings)
     typer.echo(f"MongoDB          {mongo_url}  (database {settings.mongodb_db})")
 
     prefect = LocalPrefectServer(settings.data_dir)
@@ -217,22 +217,18 @@ def _run_flows(
         typer.echo(f"  {line}")
     typer.echo(f"  ({len(lines)} qi_* samples in all)")
 
-    client = connect(settings)
-    try:
-        db = client[settings.mongodb_db]
-        t1 = db.parameter_versions.find_one(
-            {
-                "project_id": DEMO_PROJECT,
-                "chip_id": DEMO_CHIP,
-                "parameter_name": "t1",
-                "qid": "Q0",
-                "valid_until": None,
-            }
-        )
-        datasets = db.datasets.count_documents({})
-        items = db.sync_items.count_documents({})
-    finally:
-        client.close()
+    db = connect(settings)[settings.mongodb_db]
+    t1 = db.parameter_versions.find_one(
+        {
+            "project_id": DEMO_PROJECT,
+            "chip_id": DEMO_CHIP,
+            "parameter_name": "t1",
+            "qid": "Q0",
+            "valid_until": None,
+        }
+    )
+    datasets = db.datasets.count_documents({})
+    items = db.sync_items.count_documents({})
     typer.echo(f"\nProvenance API   {api_url}/docs")
     if t1 is not None:
         lineage = (

@@ -42,7 +42,7 @@ def status() -> None:
     if not settings.embedded:
         assert settings.mongodb_url is not None
         url = redact_url(settings.mongodb_url.get_secret_value())
-        connect(settings).close()
+        connect(settings)
         typer.echo(f"running  {url}  (configured by QOPS_MONGODB_URL)")
         return
     server = _embedded(settings).status()

@@ -12,7 +12,7 @@ import typer
 from pydantic import BaseModel
 
 from qops.config import MongoSettings
-from qops.mongo import connect
+from qops.mongo import database
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.models import GraphResponse
 from qops.provenance.outbox import Outbox, outbox_path
@@ -32,15 +32,10 @@ DepthOption = Annotated[int, typer.Option("--max-depth", help="Hops to follow (c
 
 @contextlib.contextmanager
 def open_service() -> Iterator[ProvenanceService]:
-    """A service on the configured MongoDB (indexes ensured), closed afterwards."""
-    settings = MongoSettings()
-    client = connect(settings)
-    try:
-        repository = MongoProvenanceRepository(client[settings.mongodb_db])
-        repository.ensure_indexes()
-        yield ProvenanceService(repository, ProvenanceSettings().project_id)
-    finally:
-        client.close()
+    """A service on the configured MongoDB (indexes ensured)."""
+    repository = MongoProvenanceRepository(database(MongoSettings()))
+    repository.ensure_indexes()
+    yield ProvenanceService(repository, ProvenanceSettings().project_id)
 
 
 def _text(value: object) -> str:
@@ -268,10 +263,6 @@ def replay() -> None:
     settings = MongoSettings()
     outbox = Outbox(outbox_path(settings.data_dir))
     waiting = outbox.pending()
-    client = connect(settings)
-    try:
-        repository = MongoProvenanceRepository(client[settings.mongodb_db])
-        written = ProvenanceRecorder(lambda: repository, outbox).replay()
-    finally:
-        client.close()
+    repository = MongoProvenanceRepository(database(settings))
+    written = ProvenanceRecorder(lambda: repository, outbox).replay()
     typer.echo(f"replayed {written} of {waiting} records; {outbox.pending()} still waiting")

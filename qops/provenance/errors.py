@@ -113,22 +113,6 @@ class OutputMismatchError(ProvenanceError):
         )
 
 
-class InvalidParameterValueError(ProvenanceError):
-    """A parameter value cannot be recorded.
-
-    Args:
-        parameter_name: The parameter.
-        value_repr: ``repr`` of the value.
-        reason: Why it is refused.
-    """
-
-    def __init__(self, parameter_name: str, value_repr: str, reason: str) -> None:
-        self.parameter_name = parameter_name
-        self.value_repr = value_repr
-        self.reason = reason
-        super().__init__(f"value {value_repr} of parameter {parameter_name!r} refused: {reason}")
-
-
 class OutboxError(ProvenanceError):
     """The local provenance outbox cannot be written or read.
 

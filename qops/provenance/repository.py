@@ -23,7 +23,7 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
@@ -713,11 +713,3 @@ class MongoProvenanceRepository:
             )
             for row in rows
         ]
-
-
-def bulk_relations(relations: Sequence[ProvenanceRelation]) -> list[ReplaceOne[Document]]:
-    """Replace operations that store ``relations`` idempotently (used by bulk loaders)."""
-    return [
-        ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
-        for doc in map(_relation_document, relations)
-    ]

@@ -48,3 +48,14 @@ def test_error_messages_name_what_failed() -> None:
     unavailable = MongoUnavailableError("mongodb://h:1/", "connection refused", 3.0)
     assert "mongodb://h:1/" in str(unavailable)
     assert "3 s" in str(unavailable)
+
+
+def test_mongodb_block_without_data_dir_uses_the_workers_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from blocks.mongodb import MongoDBConnection
+
+    monkeypatch.setenv("QOPS_DATA_DIR", str(tmp_path / "worker"))
+    assert MongoDBConnection().to_settings().data_dir == tmp_path / "worker"
+    own = MongoDBConnection(data_dir=str(tmp_path / "block")).to_settings()
+    assert own.data_dir == tmp_path / "block"

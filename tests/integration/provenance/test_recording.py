@@ -35,8 +35,12 @@ def test_record_concurrent_writers_versions_gap_free_with_one_current(
     errors: list[BaseException] = []
     start = threading.Barrier(WRITERS)
 
+    assert mongo_settings.mongodb_url is not None
+    url = mongo_settings.mongodb_url.get_secret_value()
+
     def writer(index: int) -> None:
-        client = connect(mongo_settings)
+        # A client of its own per writer, as separate worker processes would have.
+        client: MongoClient[Document] = MongoClient(url)
         try:
             own = MongoProvenanceRepository(client[mongo_settings.mongodb_db])
             start.wait()

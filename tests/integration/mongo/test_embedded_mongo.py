@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from pymongo import MongoClient
 
 from qops.config import MongoSettings
 from qops.errors import DataDirError, EmbeddedMongoError
-from qops.mongo import EmbeddedMongo, connect
+from qops.mongo import EmbeddedMongo, close_clients, connect
 from qops.process import process_alive
 from tests.cli import run_qops
 
@@ -68,11 +70,55 @@ def test_embedded_server_serves_data_that_survives_restart(data_dir: Path) -> No
 
 def test_connect_without_url_starts_embedded_server(data_dir: Path) -> None:
     client = connect(MongoSettings(mongodb_url=None, data_dir=data_dir))
-    try:
-        assert client.admin.command("ping")["ok"] == 1
-    finally:
-        client.close()
+    assert client.admin.command("ping")["ok"] == 1
     assert EmbeddedMongo(data_dir).status() is not None
+
+
+def test_connect_returns_one_client_per_process_and_server(data_dir: Path) -> None:
+    settings = MongoSettings(mongodb_url=None, data_dir=data_dir)
+    first = connect(settings)
+    server = EmbeddedMongo(data_dir).status()
+    assert server is not None
+    # Another database on the same server shares the client; the server is not restarted.
+    again = connect(settings.model_copy(update={"mongodb_db": "other"}))
+    assert again is first
+    assert EmbeddedMongo(data_dir).status() == server
+    by_url = connect(MongoSettings(mongodb_url=SecretStr(server.url), data_dir=data_dir))
+    assert by_url is not first  # another server key: the URL, not the data directory
+    assert by_url is connect(MongoSettings(mongodb_url=SecretStr(server.url)))
+    close_clients(server.url)
+    assert connect(MongoSettings(mongodb_url=SecretStr(server.url))) is not by_url
+
+
+def test_stopping_embedded_server_drops_its_client_and_a_new_one_reaches_the_restart(
+    data_dir: Path,
+) -> None:
+    settings = MongoSettings(mongodb_url=None, data_dir=data_dir)
+    before = connect(settings)
+    before.qops.things.insert_one({"_id": "kept"})
+    EmbeddedMongo(data_dir).stop()
+
+    after = connect(settings)
+    assert after is not before
+    assert after.qops.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+
+
+def test_client_is_not_shared_across_fork(data_dir: Path) -> None:
+    settings = MongoSettings(mongodb_url=None, data_dir=data_dir)
+    parent = connect(settings)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a client of its own, which works
+        try:
+            child = connect(settings)
+            ok = child is not parent and child.admin.command("ping")["ok"] == 1
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
 
 
 def test_stale_state_file_is_recovered(data_dir: Path) -> None:
