@@ -11,11 +11,11 @@ from prefect.client.schemas.objects import State, TaskRun
 from qops.config import MongoSettings
 from qops.metrics.collector import HardwareMetricsCollector, MetricsExporter
 from qops.mongo import database
-from qops.protocol.client import MetaClient
-from qops.protocol.errors import BackendUnreachableError
+from qops.monitor.client import MetaClient
+from qops.monitor.errors import BackendUnreachableError
+from qops.monitor.monitor import HardwareMonitor, MonitorSettings, MonitorSummary
+from qops.monitor.snapshots import MongoSnapshotRepository
 from qops.protocol.messages import StaticInfo
-from qops.protocol.monitor import HardwareMonitor, MonitorSettings, MonitorSummary
-from qops.protocol.snapshots import MongoSnapshotRepository
 
 
 def _unreachable(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
