@@ -87,11 +87,7 @@ def fetch_backend_static(settings: MonitorSettings, mongo: MongoSettings) -> Sta
         static = client.get_static()
     finally:
         client.close()
-    db = database(mongo)
-    try:
-        MongoSnapshotRepository(db).record_static(static)
-    finally:
-        db.client.close()
+    MongoSnapshotRepository(database(mongo)).record_static(static)
     publish_static(static)
     get_run_logger().info(
         "2300 backend %s: %d qubits, started at %s", static.name, static.nqubits, static.starttime
@@ -131,4 +127,3 @@ def monitor_backend(
         return monitor.run(duration_s)
     finally:
         exporter.stop()
-        db.client.close()
