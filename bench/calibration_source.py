@@ -7,7 +7,7 @@ over loopback from three sources, measured interleaved in blocks within one run:
 - ``in-memory``: the same values held in memory (the floor without a database);
 - ``provenance``: ProvenanceCalibrationSource; the calibration does not change, so each
   request costs the stamp aggregation and the cached reply is reused;
-- ``provenance, no stamp``: the same source without ``parameters_version``, so each
+- ``provenance, no stamp``: the same source with no stamp (``parameters_version`` None), so each
   request reads all versions and builds, checks and encodes the payload: what a request
   right after a calibration change costs.
 
@@ -21,21 +21,21 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from pymongo import MongoClient
 
+from qops.backend.config import BackendConfig
+from qops.backend.provenance_source import ProvenanceCalibrationSource
+from qops.backend.server import MetaServer
+from qops.backend.sources import CalibrationSource, CalibrationValue, InMemoryCalibrationSource
+from qops.backend.state import StateMarks
 from qops.mongo import Document, EmbeddedMongo
-from qops.protocol.calibration import CalibrationSource, CalibrationValue, InMemoryCalibrationSource
-from qops.protocol.client import MetaClient
-from qops.protocol.config import BackendConfig
+from qops.monitor.client import MetaClient
 from qops.protocol.messages import Command
-from qops.protocol.server import MetaServer
-from qops.protocol.state import StateMarks
-from qops.provenance.calibration_source import ProvenanceCalibrationSource
 from qops.provenance.models import ActivityStatus, Agent, AgentType, Measured, TaskRecord
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.timeutil import utc_now
@@ -54,13 +54,16 @@ class AlwaysIdle:
 
 
 class Unstamped:
-    """A source without ``parameters_version``: every request rebuilds the payload."""
+    """A source without a stamp (``parameters_version`` is None): every request rebuilds."""
 
     def __init__(self, source: CalibrationSource) -> None:
         self.source = source
 
     def current_parameters(self, chip_id: str) -> list[CalibrationValue]:
         return self.source.current_parameters(chip_id)
+
+    def parameters_version(self, chip_id: str) -> Hashable:
+        return None
 
 
 def record_chip(repository: MongoProvenanceRepository) -> None:

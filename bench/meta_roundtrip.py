@@ -21,13 +21,13 @@ from multiprocessing.connection import Connection
 import orjson
 import zmq
 
-from qops.protocol.calibration import CalibrationValue, InMemoryCalibrationSource
-from qops.protocol.client import MetaClient
-from qops.protocol.config import BackendConfig
+from qops.backend.config import BackendConfig
+from qops.backend.server import MetaServer
+from qops.backend.sources import CalibrationValue, InMemoryCalibrationSource
+from qops.backend.state import StateMarks
+from qops.monitor.client import MetaClient
 from qops.protocol.messages import Command, Request, new_session_id
 from qops.protocol.schemas import encode
-from qops.protocol.server import MetaServer
-from qops.protocol.state import StateMarks
 
 PARAMETERS = ("t1", "t2_star", "readout_fidelity", "x_fidelity", "frequency_hz")
 SIZES = (10, 1_000, 10_000)

@@ -7,11 +7,11 @@ from typing import Any, Literal
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from qops.protocol.config import BackendConfig, parse_backend_config
+from qops.backend.config import BackendConfig, parse_backend_config
 
 
 class MetaBackend(Block):
-    """What a 2300 backend is and reports; mirrors :class:`qops.protocol.config.BackendConfig`.
+    """What a 2300 backend is and reports; mirrors :class:`qops.backend.config.BackendConfig`.
 
     ``to_settings()`` checks the compiler passes against OpenSquirrel like the YAML file.
     """

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
+from qops.backend.state import MongoBackendStateStore, calibrating
 from qops.calibration.plan import (
     CalibrationReport,
     ChipSpec,
@@ -29,7 +30,6 @@ from qops.calibration.plan import (
 from qops.chip.steps import StepName
 from qops.config import MongoSettings
 from qops.mongo import connect
-from qops.protocol.state import MongoBackendStateStore, calibrating
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.models import ParameterVersion
 from qops.provenance.repository import MongoProvenanceRepository

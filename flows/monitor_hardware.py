@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from qops.monitor.monitor import MonitorSettings, MonitorSummary
 from qops.protocol.messages import StaticInfo
-from qops.protocol.monitor import MonitorSettings, MonitorSummary
 from tasks.monitor import fetch_backend_static, monitor_backend
 from tasks.settings import mongo_settings
 

@@ -11,11 +11,11 @@ from prefect.client.schemas.objects import State, TaskRun
 from qops.config import MongoSettings
 from qops.metrics.collector import HardwareMetricsCollector, MetricsExporter
 from qops.mongo import database
-from qops.protocol.client import MetaClient
-from qops.protocol.errors import BackendUnreachableError
+from qops.monitor.client import MetaClient
+from qops.monitor.errors import BackendUnreachableError
+from qops.monitor.monitor import HardwareMonitor, MonitorSettings, MonitorSummary
+from qops.monitor.snapshots import MongoSnapshotRepository
 from qops.protocol.messages import StaticInfo
-from qops.protocol.monitor import HardwareMonitor, MonitorSettings, MonitorSummary
-from qops.protocol.snapshots import MongoSnapshotRepository
 
 
 def _unreachable(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
@@ -87,11 +87,7 @@ def fetch_backend_static(settings: MonitorSettings, mongo: MongoSettings) -> Sta
         static = client.get_static()
     finally:
         client.close()
-    db = database(mongo)
-    try:
-        MongoSnapshotRepository(db).record_static(static)
-    finally:
-        db.client.close()
+    MongoSnapshotRepository(database(mongo)).record_static(static)
     publish_static(static)
     get_run_logger().info(
         "2300 backend %s: %d qubits, started at %s", static.name, static.nqubits, static.starttime
@@ -131,4 +127,3 @@ def monitor_backend(
         return monitor.run(duration_s)
     finally:
         exporter.stop()
-        db.client.close()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qops.backend.config import BackendConfig, load_backend_config
 from qops.chip.errors import UnknownQubitError
 from qops.chip.instrument import pair_id, qubit_id
 from qops.chip.steps import CALIBRATION_STEPS, Scope, StepName, StepSpec
-from qops.protocol.config import BackendConfig, load_backend_config
 from qops.provenance.service import delta_of, values_equal
 
 

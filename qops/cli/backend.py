@@ -12,23 +12,23 @@ from typing import Annotated
 import typer
 from pymongo.database import Database
 
-from qops.cli.common import fail
-from qops.config import MongoSettings
-from qops.mongo import Document, database
-from qops.protocol.calibration import (
-    CalibrationSource,
-    InMemoryCalibrationSource,
-    MergedCalibrationSource,
-)
-from qops.protocol.config import (
+from qops.backend.config import (
     DEFAULT_PUB_ADDRESS,
     DEFAULT_REQ_ADDRESS,
     BackendConfig,
     load_backend_config,
 )
-from qops.protocol.server import MetaServer
-from qops.protocol.state import MongoBackendStateStore, resolve_state
-from qops.provenance.calibration_source import ProvenanceCalibrationSource
+from qops.backend.provenance_source import ProvenanceCalibrationSource
+from qops.backend.server import MetaServer
+from qops.backend.sources import (
+    CalibrationSource,
+    InMemoryCalibrationSource,
+    MergedCalibrationSource,
+)
+from qops.backend.state import MongoBackendStateStore, resolve_state
+from qops.cli.common import fail
+from qops.config import MongoSettings
+from qops.mongo import Document, database
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.repository import MongoProvenanceRepository
 

@@ -1,10 +1,8 @@
-"""The compute-runtime meta protocol (version 3) between 2200 and 2300 over ZeroMQ.
+"""The wire format of the compute-runtime meta protocol (version 3) between 2200 and 2300.
 
-- :mod:`~qops.protocol.messages`: typed messages; :mod:`~qops.protocol.schemas`: the JSON
-  Schemas every message is checked against, and the wire codec;
-- :mod:`~qops.protocol.server`: the 2300 meta server; :mod:`~qops.protocol.config` its
-  configuration; :mod:`~qops.protocol.calibration` where its metrics come from;
-  :mod:`~qops.protocol.state` the shared state marks (OFFLINE, CALIBRATING leases);
-- :mod:`~qops.protocol.client` the 2200 REQ client; :mod:`~qops.protocol.monitor` the 2200
-  monitor; :mod:`~qops.protocol.snapshots` what it records in MongoDB.
+Only what both sides share: :mod:`~qops.protocol.messages` (typed messages),
+:mod:`~qops.protocol.schemas` (the JSON Schemas every message is checked against, and the
+byte codec), :mod:`~qops.protocol.compiled` (the schemas compiled into predicates) and
+:mod:`~qops.protocol.errors` (a message that breaks the protocol). The 2300 side is
+:mod:`qops.backend`, the 2200 side :mod:`qops.monitor`.
 """

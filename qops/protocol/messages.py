@@ -67,16 +67,6 @@ class Request(BaseModel):
         return message
 
 
-class SuccessReply(BaseModel):
-    """A success reply; ``payload`` depends on the command."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: Literal["success"] = "success"
-    session_id: str
-    payload: JsonObject
-
-
 class FailureReply(BaseModel):
     """A failure reply; ``error_msg`` says what went wrong."""
 

@@ -15,13 +15,13 @@ from prefect.client.orchestration import get_client
 from pymongo.database import Database
 
 from flows.calibrate import calibrate
+from qops.backend.errors import ChipBusyError
+from qops.backend.state import MongoBackendStateStore, calibrating, resolve_state
 from qops.calibration.plan import CalibrationReport, ChipSpec, StepOutcome
 from qops.chip.errors import MeasurementDatabaseError, UnknownPairError, UnknownQubitError
 from qops.chip.steps import StepName
 from qops.mongo import Document
-from qops.protocol.errors import ChipBusyError
 from qops.protocol.messages import BackendState
-from qops.protocol.state import MongoBackendStateStore, calibrating, resolve_state
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from qops.timeutil import as_utc

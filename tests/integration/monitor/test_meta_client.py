@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import zmq
 
+from qops.monitor.client import MetaClient
+from qops.monitor.errors import BackendFailureError, BackendUnreachableError
 from qops.process import free_port
-from qops.protocol.client import MetaClient
-from qops.protocol.errors import BackendFailureError, BackendUnreachableError
-from tests.integration.meta.conftest import ServerFactory
+from tests.meta_support import ServerFactory
 
 Context = zmq.Context[zmq.Socket[bytes]]
 Responder = Callable[[int, dict[str, object]], tuple[float, dict[str, object]]]

@@ -8,7 +8,7 @@ from pymongo.database import Database
 from flows.monitor_hardware import monitor_hardware
 from qops.mongo import Document
 from qops.process import free_port
-from tests.integration.meta.conftest import HEARTBEAT_S, ServerFactory
+from tests.meta_support import HEARTBEAT_S, ServerFactory
 
 
 def read_artifact_markdown(api_url: str, key: str) -> str:

@@ -11,7 +11,8 @@ import logging
 
 import zmq
 
-from qops.protocol.errors import BackendFailureError, BackendUnreachableError, ProtocolError
+from qops.monitor.errors import BackendFailureError, BackendUnreachableError
+from qops.protocol.errors import ProtocolError
 from qops.protocol.messages import Command, JsonObject, StaticInfo, new_session_id
 from qops.protocol.schemas import (
     DEFAULT_MAX_MESSAGE_BYTES,

@@ -16,10 +16,12 @@ from collections.abc import Hashable
 
 import zmq
 
+from qops.backend.config import BackendConfig
+from qops.backend.errors import CalibrationUnavailableError, StateStoreError
+from qops.backend.sources import CalibrationSource, dynamic_payload
+from qops.backend.state import BackendStateStore, resolve_state
 from qops.errors import ConfigurationError
-from qops.protocol.calibration import CalibrationSource, dynamic_payload
-from qops.protocol.config import BackendConfig
-from qops.protocol.errors import CalibrationUnavailableError, ProtocolError, StateStoreError
+from qops.protocol.errors import ProtocolError
 from qops.protocol.messages import (
     PROTOCOL_VERSION,
     BackendState,
@@ -37,7 +39,6 @@ from qops.protocol.schemas import (
     encode,
     protocol_schemas,
 )
-from qops.protocol.state import BackendStateStore, resolve_state
 
 logger = logging.getLogger(__name__)
 
@@ -242,8 +243,7 @@ class MetaServer:
     def _dynamic_body(self) -> bytes:
         """The get_dynamic payload, encoded; rebuilt only when the calibration changed."""
         source = self.calibration
-        version_of = getattr(source, "parameters_version", None)
-        version = version_of(self.config.chip) if callable(version_of) else None
+        version = source.parameters_version(self.config.chip)
         cached = self._dynamic_cache
         if version is not None and cached is not None and cached[0] == (id(source), version):
             return cached[1]

@@ -2,7 +2,7 @@
 
 The server reads calibration values through :class:`CalibrationSource`, a protocol it owns;
 :class:`InMemoryCalibrationSource` holds values given at start-up (from the backend
-configuration), :class:`qops.provenance.calibration_source.ProvenanceCalibrationSource`
+configuration), :class:`qops.backend.provenance_source.ProvenanceCalibrationSource`
 reads the provenance store, and :class:`MergedCalibrationSource` layers sources (the
 provenance store over the configured values, as ``qops backend serve`` does).
 """
@@ -42,7 +42,11 @@ class CalibrationValue(BaseModel):
 
 @runtime_checkable
 class CalibrationSource(Protocol):
-    """Current calibration parameter values of a chip."""
+    """Current calibration parameter values of a chip, and a stamp of when they changed.
+
+    The server builds, checks and encodes a chip's get_dynamic payload once per
+    :meth:`parameters_version` instead of on every request.
+    """
 
     def current_parameters(self, chip_id: str) -> list[CalibrationValue]:
         """Return the current value of every parameter of every qubit and pair of ``chip_id``.
@@ -50,15 +54,6 @@ class CalibrationSource(Protocol):
         Returns an empty list for a chip it knows nothing about.
         """
         ...
-
-
-@runtime_checkable
-class VersionedCalibrationSource(CalibrationSource, Protocol):
-    """A calibration source that can tell cheaply whether a chip's values changed.
-
-    Optional: when a source has ``parameters_version``, the server builds, checks and
-    encodes a chip's get_dynamic payload once per version instead of on every request.
-    """
 
     def parameters_version(self, chip_id: str) -> Hashable:
         """Return a value that changes whenever ``current_parameters(chip_id)`` would.
@@ -124,8 +119,7 @@ class MergedCalibrationSource:
         """Return the tuple of the sources' versions; ``None`` if one of them has none."""
         versions: list[Hashable] = []
         for source in self.sources:
-            version_of = getattr(source, "parameters_version", None)
-            version = version_of(chip_id) if callable(version_of) else None
+            version = source.parameters_version(chip_id)
             if version is None:
                 return None
             versions.append(version)

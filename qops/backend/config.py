@@ -10,8 +10,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from qops.protocol.calibration import CalibrationValue, qubit_labels
-from qops.protocol.errors import BackendConfigError, CompilerPassError
+from qops.backend.errors import BackendConfigError, CompilerPassError
+from qops.backend.sources import CalibrationValue, qubit_labels
 from qops.protocol.messages import CompilerConfig, CompilerPass
 
 DEFAULT_REQ_ADDRESS = "tcp://*:4203"

@@ -13,14 +13,14 @@ import zmq
 from prometheus_client import CollectorRegistry, generate_latest
 from pymongo.database import Database
 
+from qops.backend.state import calibrating
 from qops.metrics.collector import HardwareMetricsCollector, MetricsExporter
 from qops.mongo import Document
+from qops.monitor.monitor import HardwareMonitor, MonitorSettings, MonitorSummary
+from qops.monitor.snapshots import MongoSnapshotRepository
 from qops.process import free_port
 from qops.protocol.messages import StaticInfo
-from qops.protocol.monitor import HardwareMonitor, MonitorSettings, MonitorSummary
-from qops.protocol.snapshots import MongoSnapshotRepository
-from qops.protocol.state import calibrating
-from tests.integration.meta.conftest import (
+from tests.meta_support import (
     CHIP,
     HEARTBEAT_S,
     ServerFactory,

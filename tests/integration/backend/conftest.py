@@ -1,4 +1,9 @@
-"""A 2300 meta server answering get_dynamic from the provenance store, on loopback ports."""
+"""2300 meta servers on loopback ports, in threads of the test process.
+
+``start_server`` (from :mod:`tests.meta_support`) starts one over in-memory calibration
+values; ``serve_source`` one answering get_dynamic from a given source, e.g. the
+provenance store, which ``record`` writes to.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,11 @@ from pathlib import Path
 import pytest
 from pymongo.database import Database
 
+from qops.backend.config import BackendConfig
+from qops.backend.server import MetaServer
+from qops.backend.sources import CalibrationSource
+from qops.backend.state import MongoBackendStateStore
 from qops.mongo import Document
-from qops.protocol.calibration import CalibrationSource
-from qops.protocol.config import BackendConfig
-from qops.protocol.server import MetaServer
-from qops.protocol.state import MongoBackendStateStore
 from qops.provenance.models import (
     ActivityStatus,
     Agent,
@@ -28,6 +33,9 @@ from qops.provenance.outbox import Outbox
 from qops.provenance.recorder import ProvenanceRecorder
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.timeutil import utc_now
+from tests.meta_support import start_server, zmq_context
+
+__all__ = ["serve_source", "start_server", "zmq_context"]
 
 PROJECT = "lab"
 CHIP = "chip-a"
@@ -93,7 +101,7 @@ def record(repository: MongoProvenanceRepository, tmp_path: Path) -> Record:
 
 
 @pytest.fixture
-def start_server(mongo_db: Database[Document]) -> Iterator[StartServer]:
+def serve_source(mongo_db: Database[Document]) -> Iterator[StartServer]:
     """Start a meta server with a given calibration source; return its REP endpoint."""
     running: list[tuple[MetaServer, threading.Thread]] = []
 

@@ -7,30 +7,30 @@ import logging
 import pytest
 from pymongo import MongoClient
 
-from qops.mongo import Document
-from qops.process import free_port
-from qops.protocol.calibration import (
+from qops.backend.provenance_source import ProvenanceCalibrationSource
+from qops.backend.sources import (
     CalibrationValue,
     InMemoryCalibrationSource,
     MergedCalibrationSource,
 )
-from qops.protocol.client import MetaClient
-from qops.protocol.errors import BackendFailureError
-from qops.provenance.calibration_source import ProvenanceCalibrationSource
+from qops.mongo import Document
+from qops.monitor.client import MetaClient
+from qops.monitor.errors import BackendFailureError
+from qops.process import free_port
 from qops.provenance.repository import MongoProvenanceRepository
-from tests.integration.calibration_source.conftest import CHIP, PROJECT, Record, StartServer
+from tests.integration.backend.conftest import CHIP, PROJECT, Record, StartServer
 
 QUBIT = ["qubit"]
 PAIR = ["qubit1", "qubit2"]
 
 
 def test_provenance_source_get_dynamic_reports_current_versions_with_labels(
-    repository: MongoProvenanceRepository, record: Record, start_server: StartServer
+    repository: MongoProvenanceRepository, record: Record, serve_source: StartServer
 ) -> None:
     record("Q0", {"t1": 5.1e-5, "t2_echo": 3.2e-5})
     record("Q1", {"t1": 4.4e-5})
     record("Q0-Q1", {"cz_fidelity": 0.991})
-    address = start_server(ProvenanceCalibrationSource(repository, PROJECT))
+    address = serve_source(ProvenanceCalibrationSource(repository, PROJECT))
 
     with MetaClient(address, timeout_s=5) as client:
         payload = client.get_dynamic()
@@ -44,11 +44,11 @@ def test_provenance_source_get_dynamic_reports_current_versions_with_labels(
 
 
 def test_provenance_source_new_version_reported_by_next_get_dynamic(
-    repository: MongoProvenanceRepository, record: Record, start_server: StartServer
+    repository: MongoProvenanceRepository, record: Record, serve_source: StartServer
 ) -> None:
     record("Q0", {"t1": 5.1e-5})
     record("Q0-Q1", {"cz_fidelity": 0.991})
-    address = start_server(ProvenanceCalibrationSource(repository, PROJECT))
+    address = serve_source(ProvenanceCalibrationSource(repository, PROJECT))
 
     with MetaClient(address, timeout_s=5) as client:
         first = client.get_dynamic()
@@ -66,10 +66,10 @@ def test_provenance_source_new_version_reported_by_next_get_dynamic(
 
 
 def test_provenance_source_retry_rewriting_version_reported_by_next_get_dynamic(
-    repository: MongoProvenanceRepository, record: Record, start_server: StartServer
+    repository: MongoProvenanceRepository, record: Record, serve_source: StartServer
 ) -> None:
     record("Q0", {"t1": 5.1e-5}, execution_id="run-1", task_id="task-1")
-    address = start_server(ProvenanceCalibrationSource(repository, PROJECT))
+    address = serve_source(ProvenanceCalibrationSource(repository, PROJECT))
 
     with MetaClient(address, timeout_s=5) as client:
         first = client.get_dynamic()
@@ -85,7 +85,7 @@ def test_provenance_source_retry_rewriting_version_reported_by_next_get_dynamic(
 def test_provenance_source_string_and_non_finite_values_are_not_reported(
     repository: MongoProvenanceRepository,
     record: Record,
-    start_server: StartServer,
+    serve_source: StartServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     record(
@@ -99,9 +99,9 @@ def test_provenance_source_string_and_non_finite_values_are_not_reported(
         },
     )
     record("Q1", {"t1": float("-inf")})
-    address = start_server(ProvenanceCalibrationSource(repository, PROJECT))
+    address = serve_source(ProvenanceCalibrationSource(repository, PROJECT))
 
-    logger = "qops.provenance.calibration_source"
+    logger = "qops.backend.provenance_source"
     with caplog.at_level(logging.DEBUG, logger=logger), MetaClient(address, timeout_s=5) as client:
         payload = client.get_dynamic()
 
@@ -116,7 +116,7 @@ def test_provenance_source_string_and_non_finite_values_are_not_reported(
 
 
 def test_provenance_source_other_chip_and_project_are_not_reported(
-    repository: MongoProvenanceRepository, record: Record, start_server: StartServer
+    repository: MongoProvenanceRepository, record: Record, serve_source: StartServer
 ) -> None:
     record("Q0", {"t1": 5.1e-5})
     # Versions are numbered per (project, parameter, qid): another chip of the project
@@ -125,7 +125,7 @@ def test_provenance_source_other_chip_and_project_are_not_reported(
     record("Q5-Q6", {"cz_fidelity": 0.5}, chip_id="chip-b")
     record("Q0", {"t1": 8.8e-5, "t2_echo": 2.0e-5}, project_id="other-lab")
     record("Q0-Q1", {"cz_fidelity": 0.7}, project_id="other-lab")
-    address = start_server(ProvenanceCalibrationSource(repository, PROJECT))
+    address = serve_source(ProvenanceCalibrationSource(repository, PROJECT))
 
     with MetaClient(address, timeout_s=5) as client:
         payload = client.get_dynamic()
@@ -137,7 +137,7 @@ def test_provenance_source_other_chip_and_project_are_not_reported(
 
 
 def test_merged_source_provenance_values_win_and_configured_values_fill_in(
-    repository: MongoProvenanceRepository, record: Record, start_server: StartServer
+    repository: MongoProvenanceRepository, record: Record, serve_source: StartServer
 ) -> None:
     configured = InMemoryCalibrationSource(
         {
@@ -150,7 +150,7 @@ def test_merged_source_provenance_values_win_and_configured_values_fill_in(
     )
     record("Q0", {"t1": 5.1e-5})
     source = MergedCalibrationSource(ProvenanceCalibrationSource(repository, PROJECT), configured)
-    address = start_server(source)
+    address = serve_source(source)
 
     with MetaClient(address, timeout_s=5) as client:
         first = client.get_dynamic()
@@ -166,7 +166,7 @@ def test_merged_source_provenance_values_win_and_configured_values_fill_in(
 
 
 def test_provenance_source_store_unreachable_gets_failure_reply_naming_it(
-    start_server: StartServer,
+    serve_source: StartServer,
 ) -> None:
     # A real client to a port nobody listens on: every read fails after 200 ms.
     unreachable: MongoClient[Document] = MongoClient(
@@ -174,7 +174,7 @@ def test_provenance_source_store_unreachable_gets_failure_reply_naming_it(
     )
     try:
         repository = MongoProvenanceRepository(unreachable["qops"])
-        address = start_server(ProvenanceCalibrationSource(repository, PROJECT))
+        address = serve_source(ProvenanceCalibrationSource(repository, PROJECT))
         with MetaClient(address, timeout_s=5, retries=1) as client:
             with pytest.raises(BackendFailureError, match="calibration values of chip 'chip-a'"):
                 client.get_dynamic()

@@ -1,4 +1,8 @@
-"""A real 2300 meta server on loopback random ports, in a thread of the test process."""
+"""A real 2300 meta server on loopback random ports, in a thread of the test process.
+
+Shared by the backend and monitor tests: their conftests import the fixtures
+(``start_server``, ``zmq_context``) from here.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ import pytest
 import zmq
 from pymongo.database import Database
 
+from qops.backend.config import BackendConfig
+from qops.backend.server import MetaServer
+from qops.backend.sources import CalibrationValue, InMemoryCalibrationSource
+from qops.backend.state import MongoBackendStateStore
 from qops.mongo import Document
-from qops.protocol.calibration import CalibrationValue, InMemoryCalibrationSource
-from qops.protocol.config import BackendConfig
-from qops.protocol.server import MetaServer
-from qops.protocol.state import MongoBackendStateStore
 
 CHIP = "chip-a"
 MCKAY = "opensquirrel.passes.decomposer.mckay_decomposer.McKayDecomposer"

@@ -13,7 +13,7 @@ CALIBRATING, EXECUTING, IDLE (:func:`resolve_state`).
 A calibration flow marks its chip like this::
 
     from qops.mongo import database
-    from qops.protocol.state import MongoBackendStateStore, calibrating
+    from qops.backend.state import MongoBackendStateStore, calibrating
 
     with calibrating(MongoBackendStateStore(database(settings)), "chip-a", holder=run_id):
         ...  # the calibration
@@ -36,8 +36,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from qops.backend.errors import ChipBusyError, StateStoreError
 from qops.mongo import Document
-from qops.protocol.errors import ChipBusyError, StateStoreError
 from qops.protocol.messages import BackendState
 from qops.timeutil import as_utc, utc_now
 

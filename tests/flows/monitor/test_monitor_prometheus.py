@@ -16,7 +16,7 @@ from pymongo.database import Database
 from qops.mongo import Document
 from qops.process import free_port
 from tests.cli import QOPS
-from tests.integration.meta.conftest import HEARTBEAT_S, ServerFactory, wait_for
+from tests.meta_support import HEARTBEAT_S, ServerFactory, wait_for
 
 
 @pytest.fixture

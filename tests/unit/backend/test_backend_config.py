@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qops.protocol.calibration import CalibrationValue, InMemoryCalibrationSource, dynamic_payload
-from qops.protocol.config import load_backend_config
-from qops.protocol.errors import BackendConfigError, CompilerPassError
+from qops.backend.config import load_backend_config
+from qops.backend.errors import BackendConfigError, CompilerPassError
+from qops.backend.sources import CalibrationValue, InMemoryCalibrationSource, dynamic_payload
 
 MCKAY = "opensquirrel.passes.decomposer.mckay_decomposer.McKayDecomposer"
 

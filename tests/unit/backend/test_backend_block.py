@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from blocks.backend import MetaBackend
-from qops.protocol.errors import CompilerPassError
+from qops.backend.errors import CompilerPassError
 
 MCKAY = "opensquirrel.passes.decomposer.mckay_decomposer.McKayDecomposer"
 

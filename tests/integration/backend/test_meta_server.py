@@ -6,17 +6,18 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Hashable
 from pathlib import Path
 
 import pytest
 import zmq
 
-from qops.protocol.client import MetaClient
-from qops.protocol.errors import BackendFailureError
+from qops.backend.state import calibrating, resolve_state
+from qops.monitor.client import MetaClient
+from qops.monitor.errors import BackendFailureError
 from qops.protocol.messages import BackendState, Command, new_session_id
-from qops.protocol.state import calibrating, resolve_state
 from tests.cli import QOPS, qops_process, run_qops
-from tests.integration.meta.conftest import CHIP, MCKAY, ServerFactory, wait_for
+from tests.meta_support import CHIP, MCKAY, ServerFactory, wait_for
 
 Context = zmq.Context[zmq.Socket[bytes]]
 
@@ -126,6 +127,9 @@ def test_meta_server_calibration_source_error_gets_failure_reply(
     class BrokenSource:
         def current_parameters(self, chip_id: str) -> list[object]:
             raise RuntimeError("calibration database gone")
+
+        def parameters_version(self, chip_id: str) -> Hashable:
+            return None
 
     running.server.calibration = BrokenSource()  # type: ignore[assignment]
     with MetaClient(running.req, timeout_s=2) as client:

@@ -7,14 +7,14 @@ from collections.abc import Hashable
 
 import pytest
 
-from qops.protocol.calibration import (
+from qops.backend.config import parse_backend_config
+from qops.backend.errors import BackendConfigError
+from qops.backend.provenance_source import calibration_value
+from qops.backend.sources import (
     CalibrationValue,
     InMemoryCalibrationSource,
     MergedCalibrationSource,
 )
-from qops.protocol.config import parse_backend_config
-from qops.protocol.errors import BackendConfigError
-from qops.provenance.calibration_source import calibration_value
 from qops.provenance.models import ParameterVersion
 from qops.provenance.values import value_type_of
 from qops.timeutil import utc_now
@@ -27,10 +27,13 @@ def value(name: str, qid: str, number: float) -> CalibrationValue:
 
 
 class Unversioned:
-    """A source without ``parameters_version``."""
+    """A source that has no stamp: ``parameters_version`` is None."""
 
     def current_parameters(self, chip_id: str) -> list[CalibrationValue]:
         return [value("t2_echo", "Q0", 3e-5)]
+
+    def parameters_version(self, chip_id: str) -> Hashable:
+        return None
 
 
 def version(parameter_value: float | int | str) -> ParameterVersion:

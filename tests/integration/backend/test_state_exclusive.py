@@ -7,10 +7,10 @@ import threading
 import pytest
 from pymongo.database import Database
 
+from qops.backend.errors import ChipBusyError
+from qops.backend.state import MongoBackendStateStore, calibrating, resolve_state
 from qops.mongo import Document
-from qops.protocol.errors import ChipBusyError
 from qops.protocol.messages import BackendState
-from qops.protocol.state import MongoBackendStateStore, calibrating, resolve_state
 
 
 def test_exclusive_calibration_second_holder_refused_naming_first(

@@ -11,9 +11,9 @@ from pymongo.database import Database
 
 from qops.cli.backend import calibration_source
 from qops.mongo import Document
-from qops.protocol.client import MetaClient
+from qops.monitor.client import MetaClient
 from tests.cli import qops_process
-from tests.integration.calibration_source.conftest import (
+from tests.integration.backend.conftest import (
     CHIP,
     PROJECT,
     Record,

@@ -20,11 +20,12 @@ from pymongo.errors import PyMongoError
 
 from qops.metrics.collector import RESERVED, HardwareMetricsCollector, MetricsExporter
 from qops.metrics.flatten import flatten_dynamic
-from qops.protocol.client import MetaClient
-from qops.protocol.errors import BackendFailureError, BackendUnreachableError, ProtocolError
+from qops.monitor.client import MetaClient
+from qops.monitor.errors import BackendFailureError, BackendUnreachableError
+from qops.monitor.snapshots import SnapshotSink
+from qops.protocol.errors import ProtocolError
 from qops.protocol.messages import UNREACHABLE, BackendState, StateMessage, StaticInfo
 from qops.protocol.schemas import DEFAULT_MAX_MESSAGE_BYTES, decode, protocol_schemas
-from qops.protocol.snapshots import SnapshotSink
 
 logger = logging.getLogger(__name__)
 

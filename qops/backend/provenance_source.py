@@ -1,6 +1,6 @@
 """The provenance store as the 2300 meta server's calibration source.
 
-:class:`ProvenanceCalibrationSource` implements :class:`qops.protocol.calibration.CalibrationSource`
+:class:`ProvenanceCalibrationSource` implements :class:`qops.backend.sources.CalibrationSource`
 (the protocol the server owns) over a :class:`~qops.provenance.repository.ProvenanceRepository`:
 get_dynamic reports the current version of every parameter of the chip, as recorded by the
 calibration tasks. Only finite numbers are metrics; string values and NaN/±inf are left out.
@@ -14,8 +14,8 @@ from collections.abc import Hashable
 
 from pymongo.errors import PyMongoError
 
-from qops.protocol.calibration import CalibrationValue
-from qops.protocol.errors import CalibrationUnavailableError
+from qops.backend.errors import CalibrationUnavailableError
+from qops.backend.sources import CalibrationValue
 from qops.provenance.models import ParameterVersion
 from qops.provenance.repository import ProvenanceRepository
 
