@@ -15,9 +15,12 @@ from prefect.client.orchestration import get_client
 from pymongo.database import Database
 
 from flows.calibrate import calibrate
-from qops.calibration.plan import CalibrationReport, ChipSpec, StepOutcome
-from qops.chip.errors import MeasurementDatabaseError, UnknownPairError, UnknownQubitError
-from qops.chip.steps import StepName
+from qops.calibration.errors import MeasurementDatabaseError
+from qops.calibration.graph import StepName
+from qops.calibration.instruments import close_instruments, simulated_chip
+from qops.calibration.plan import ChipSpec, StepOutcome
+from qops.calibration.report import CalibrationReport
+from qops.chip.errors import UnknownPairError, UnknownQubitError
 from qops.mongo import Document
 from qops.protocol.errors import ChipBusyError
 from qops.protocol.messages import BackendState
@@ -25,7 +28,7 @@ from qops.protocol.state import MongoBackendStateStore, calibrating, resolve_sta
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from qops.timeutil import as_utc
-from tasks.calibration import CALIBRATION_TASKS, close_instruments, simulated_chip
+from tasks.calibration import CALIBRATION_TASKS
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "calibration_instruments")
 
