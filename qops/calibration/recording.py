@@ -79,13 +79,15 @@ class RunIds:
             not be empty.
         flow_run_id: The enclosing flow run, if any: the default execution id.
         flow_name: The enclosing flow's name, for the system agent.
-        runner: What runs it, for the system agent (``"<runner>:<flow_name>"``).
+        runner: What runs it, for the system agent recorded when no user is configured:
+            ``"<runner>:<flow_name>"``, ``"<runner>:task"`` outside a flow (the Prefect
+            binding passes ``"prefect"``).
     """
 
     task_id: str
     flow_run_id: str | None = None
     flow_name: str | None = None
-    runner: str = "prefect"
+    runner: str = "qops"
 
 
 @dataclass(frozen=True)

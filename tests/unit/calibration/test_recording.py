@@ -136,7 +136,7 @@ def test_recorded_calibration_runs_without_prefect_and_chains_versions(
 def test_recorded_calibration_flow_ids_and_user_agent_recorded(
     repository: InProcessRepository, sink: ProvenanceSink
 ) -> None:
-    ids = RunIds(task_id="t-9", flow_run_id="flow-1", flow_name="nightly")
+    ids = RunIds(task_id="t-9", flow_run_id="flow-1", flow_name="nightly", runner="prefect")
     check_frequency.run(ids, sink, SETTINGS, "Q0", 5.0e9)
     assert repository.records[-1].execution_id == "flow-1"
     assert repository.records[-1].agent.name == "prefect:nightly"
