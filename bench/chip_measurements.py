@@ -20,7 +20,10 @@ from pathlib import Path
 
 from qcodes.instrument import Instrument
 
-from qops.chip import CALIBRATION_STEPS, MeasurementContext, Scope, SimulatedChip, run_step
+from qops.calibration.graph import CALIBRATION_STEPS, Scope
+from qops.calibration.measurement import MeasurementContext
+from qops.calibration.steps import run_step
+from qops.chip import SimulatedChip
 
 
 class _Tags(Instrument):

@@ -15,47 +15,32 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from qops.backend.state import MongoBackendStateStore, calibrating
+from qops.calibration.graph import StepName
+from qops.calibration.instruments import measurement_context
 from qops.calibration.plan import (
-    CalibrationReport,
     ChipSpec,
     StepOutcome,
     StepResult,
     blocking_step,
-    changes_between,
+    default_database_path,
     ordered_steps,
+    resolve_chip_spec,
     select_targets,
     targets_of,
 )
-from qops.chip.steps import StepName
-from qops.config import MongoSettings
-from qops.mongo import connect
+from qops.calibration.recording import CalibrationOutcome
+from qops.calibration.report import (
+    CalibrationReport,
+    artifact_key,
+    change_rows,
+    lineage_markdown,
+)
+from qops.calibration.session import calibration_session
 from qops.provenance.config import ProvenanceSettings
-from qops.provenance.models import ParameterVersion
-from qops.provenance.repository import MongoProvenanceRepository
-from tasks.calibration import CALIBRATION_TASKS, measurement_context
-from tasks.provenance import CalibrationOutcome
+from tasks.calibration import CALIBRATION_TASKS
 from tasks.settings import mongo_settings
 
 DEFAULT_SEED = 1234
-
-
-def _snapshot(versions: list[ParameterVersion]) -> list[tuple[str, str, float | int | str, str]]:
-    return [(v.parameter_name, v.qid, v.value, v.unit) for v in versions]
-
-
-def _chip_spec(backend_config: str | None, chip_id: str | None, seed: int) -> ChipSpec:
-    if backend_config:
-        spec = ChipSpec.from_file(Path(backend_config), seed)
-        return spec.model_copy(update={"chip_id": chip_id}) if chip_id else spec
-    # Without a backend configuration: a two-qubit chip with one coupler.
-    return ChipSpec(
-        chip_id=chip_id or ProvenanceSettings().chip_id, n_qubits=2, topology=((0, 1),), seed=seed
-    )
-
-
-def _default_database(settings: MongoSettings, chip_id: str) -> Path:
-    return settings.data_dir / "calibration" / f"{chip_id}.db"
 
 
 @flow(name="calibrate")
@@ -90,53 +75,49 @@ def calibrate(
     """
     logger = get_run_logger()
     settings = mongo_settings(mongodb_block)
-    project = project_id or ProvenanceSettings().project_id
-    spec = _chip_spec(backend_config, chip_id, seed)
+    provenance = ProvenanceSettings()
+    project = project_id or provenance.project_id
+    spec = resolve_chip_spec(
+        Path(backend_config) if backend_config else None, chip_id, seed, provenance.chip_id
+    )
     selected, pairs = select_targets(spec, qubits)
-    database = Path(database_path) if database_path else _default_database(settings, spec.chip_id)
+    database = (
+        Path(database_path)
+        if database_path
+        else default_database_path(settings.data_dir, spec.chip_id)
+    )
     execution_id = str(flow_run.get_id() or f"local-{spec.chip_id}")
 
-    client = connect(settings)
-    try:
-        db = client[settings.mongodb_db]
-        repository = MongoProvenanceRepository(db)
-        with calibrating(
-            MongoBackendStateStore(db),
+    # Not a task: the lease must span every step of the run (the chip is CALIBRATING, and no
+    # other calibration of it starts, until the last version is written). It is renewed by a
+    # thread of this process and released on leaving the block, also when a step raises; a
+    # task returns before the steps run, and a lease taken in one task and released in another
+    # would stay behind until it expires whenever the flow fails between them.
+    with calibration_session(settings, spec, project, execution_id, wait_s) as session:
+        # Fail fast, naming the path, if the measurement database cannot be written.
+        measurement_context(spec, session.epoch, database, execution_id)
+        logger.info(
+            "calibrating %s (%s, pairs %s) at epoch %d into %s",
             spec.chip_id,
-            holder=execution_id,
-            exclusive=True,
-            wait_s=wait_s,
-        ):
-            before = repository.current_versions(project, spec.chip_id)
-            # The simulated chip drifts by one step per recorded version of the chip.
-            epoch = max((v.version for v in before), default=0)
-            # Fail fast, naming the path, if the measurement database cannot be written.
-            measurement_context(spec, epoch, database, execution_id)
-            logger.info(
-                "calibrating %s (%s, pairs %s) at epoch %d into %s",
-                spec.chip_id,
-                ", ".join(selected),
-                ", ".join(pairs) or "none",
-                epoch,
-                database,
-            )
-            results = _run_steps(spec, epoch, selected, pairs, database, execution_id, project)
-            after = repository.current_versions(project, spec.chip_id)
-    finally:
-        client.close()
+            ", ".join(selected),
+            ", ".join(pairs) or "none",
+            session.epoch,
+            database,
+        )
+        results = _run_steps(spec, session.epoch, selected, pairs, database, execution_id, project)
 
-    report = CalibrationReport(
-        execution_id=execution_id,
-        project_id=project,
-        chip_id=spec.chip_id,
-        epoch=epoch,
-        database_path=str(database),
-        qubits=selected,
-        pairs=pairs,
-        steps=list(results.values()),
-        changes=changes_between(_snapshot(before), _snapshot(after)),
+    report = session.report(selected, pairs, database, list(results.values()))
+    key = artifact_key(report)
+    create_table_artifact(
+        key=f"{key}-changes",
+        table=change_rows(report.changes),
+        description=f"Parameters changed by calibration {report.execution_id} of {report.chip_id}",
     )
-    _publish_artifacts(report)
+    create_markdown_artifact(
+        key=f"{key}-lineage",
+        markdown=lineage_markdown(report),
+        description=f"Lineage summary of calibration {report.execution_id}",
+    )
     for failed in report.failed:
         logger.warning("%s on %s failed: %s", failed.step, failed.target, failed.reason)
     return report
@@ -202,52 +183,3 @@ def _failure_reason(future: PrefectFuture[CalibrationOutcome]) -> str:
     except Exception as e:  # the task's own failure, reported, not handled
         return f"{type(e).__name__}: {e}"
     return f"ended {future.state.type.value}"
-
-
-def _fmt(value: float | int | str | None) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value)
-
-
-def _publish_artifacts(report: CalibrationReport) -> None:
-    key = f"calibration-{report.chip_id}".lower().replace("_", "-")
-    create_table_artifact(
-        key=f"{key}-changes",
-        table=[
-            {
-                "parameter": c.parameter_name,
-                "qid": c.qid,
-                "before": _fmt(c.before),
-                "after": _fmt(c.after),
-                "unit": c.unit,
-                "delta": _fmt(c.delta),
-                "delta %": _fmt(c.delta_percent),
-            }
-            for c in report.changes
-        ],
-        description=f"Parameters changed by calibration {report.execution_id} of {report.chip_id}",
-    )
-    lines = [
-        f"# Calibration of {report.chip_id}",
-        "",
-        f"Execution `{report.execution_id}`, project `{report.project_id}`, epoch {report.epoch}.",
-        "",
-        "| step | target | outcome | new versions | used / reason |",
-        "|---|---|---|---|---|",
-    ]
-    for s in report.steps:
-        made = ", ".join(f"{n} v{v}" for n, v in s.versions.items())
-        used = ", ".join(f"{n} v{v}" for n, v in s.used.items()) or s.reason
-        lines.append(f"| {s.step} | {s.target} | {s.outcome.value} | {made} | {used} |")
-    lines += [
-        "",
-        "Each new version `wasGeneratedBy` its step's activity and `wasDerivedFrom` the input "
-        "versions the step used and the previous version of the same parameter: "
-        "`qops provenance lineage <entity_id>` shows the chain.",
-    ]
-    create_markdown_artifact(
-        key=f"{key}-lineage",
-        markdown="\n".join(lines),
-        description=f"Lineage summary of calibration {report.execution_id}",
-    )

@@ -1,4 +1,4 @@
-"""Fixtures and helpers for the simulated-chip tests.
+"""Fixtures and helpers for the simulated-chip and calibration-measurement tests.
 
 ``TagRecorder`` is the smallest QCoDeS instrument that can stand in the station as
 ``qh_meta``: it keeps tags and attributes and shows them in its snapshot.
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from qcodes.instrument import Instrument
 
-from qops.chip import MeasurementContext, SimulatedChip, StepName, input_key
+from qops.calibration.graph import StepName, input_key
+from qops.calibration.measurement import MeasurementContext
+from qops.chip import SimulatedChip
 
 SEED = 20260101
 TOPOLOGY = [[0, 1], [1, 2]]

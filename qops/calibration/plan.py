@@ -1,18 +1,17 @@
-"""Planning a calibration run: targets, the order of steps, and what a failure skips."""
+"""Planning a calibration run: the chip, its targets, the order of steps, what a failure skips."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from qops.backend.config import BackendConfig, load_backend_config
+from qops.calibration.graph import CALIBRATION_STEPS, Scope, StepName, StepSpec
 from qops.chip.errors import UnknownQubitError
 from qops.chip.instrument import pair_id, qubit_id
-from qops.chip.steps import CALIBRATION_STEPS, Scope, StepName, StepSpec
-from qops.provenance.service import delta_of, values_equal
 
 
 class ChipSpec(BaseModel):
@@ -47,7 +46,7 @@ class ChipSpec(BaseModel):
         """The chip of the backend configuration YAML at ``path``.
 
         Raises:
-            qops.protocol.errors.BackendConfigError: The file is missing or invalid.
+            qops.backend.errors.BackendConfigError: The file is missing or invalid.
         """
         return cls.from_backend(load_backend_config(path), seed)
 
@@ -60,6 +59,33 @@ class ChipSpec(BaseModel):
     def pairs(self) -> list[str]:
         """All coupled pair ids of the chip, ``"Q0-Q1"`` style."""
         return [pair_id(a, b) for a, b in self.topology]
+
+
+def resolve_chip_spec(
+    backend_config: Path | None, chip_id: str | None, seed: int, default_chip_id: str
+) -> ChipSpec:
+    """The chip a calibration run measures.
+
+    Args:
+        backend_config: Backend YAML giving the chip's qubits and topology; ``None`` for a
+            two-qubit chip with one coupler.
+        chip_id: The chip id; default the backend configuration's, else ``default_chip_id``.
+        seed: Seed of the simulated chip.
+        default_chip_id: The chip id without a configuration or ``chip_id`` (e.g.
+            ``ProvenanceSettings().chip_id``).
+
+    Raises:
+        qops.backend.errors.BackendConfigError: ``backend_config`` is missing or invalid.
+    """
+    if backend_config:
+        spec = ChipSpec.from_file(backend_config, seed)
+        return spec.model_copy(update={"chip_id": chip_id}) if chip_id else spec
+    return ChipSpec(chip_id=chip_id or default_chip_id, n_qubits=2, topology=((0, 1),), seed=seed)
+
+
+def default_database_path(data_dir: Path, chip_id: str) -> Path:
+    """The QCoDeS database a chip's calibration measurements go to by default."""
+    return data_dir / "calibration" / f"{chip_id}.db"
 
 
 class StepOutcome(StrEnum):
@@ -123,68 +149,3 @@ def blocking_step(
 def ordered_steps() -> list[StepSpec]:
     """The calibration steps in dependency order."""
     return list(CALIBRATION_STEPS.values())
-
-
-class ParameterChange(BaseModel):
-    """A parameter value before and after a calibration run."""
-
-    parameter_name: str
-    qid: str
-    unit: str = ""
-    before: float | int | str | None = None
-    after: float | int | str | None = None
-    delta: float | None = None
-    delta_percent: float | None = None
-
-
-def changes_between(
-    before: Iterable[tuple[str, str, float | int | str, str]],
-    after: Iterable[tuple[str, str, float | int | str, str]],
-) -> list[ParameterChange]:
-    """Compare ``(parameter_name, qid, value, unit)`` snapshots; only changed entries.
-
-    ``delta`` is ``after - before`` for numbers; ``delta_percent`` relative to ``|before|``.
-    """
-    old = {(name, qid): value for name, qid, value, _ in before}
-    changes: list[ParameterChange] = []
-    for name, qid, value, unit in after:
-        previous = old.get((name, qid))
-        if previous is not None and values_equal(previous, value, rel_tol=0.0):
-            continue
-        delta, delta_percent = delta_of(previous, value) if previous is not None else (None, None)
-        changes.append(
-            ParameterChange(
-                parameter_name=name,
-                qid=qid,
-                unit=unit,
-                before=previous,
-                after=value,
-                delta=delta,
-                delta_percent=delta_percent,
-            )
-        )
-    return sorted(changes, key=lambda c: (c.qid, c.parameter_name))
-
-
-class CalibrationReport(BaseModel):
-    """What one ``calibrate`` run did."""
-
-    execution_id: str
-    project_id: str
-    chip_id: str
-    epoch: int
-    database_path: str
-    qubits: list[str]
-    pairs: list[str]
-    steps: list[StepResult]
-    changes: list[ParameterChange]
-
-    @property
-    def failed(self) -> list[StepResult]:
-        """Steps that failed."""
-        return [s for s in self.steps if s.outcome is StepOutcome.FAILED]
-
-    @property
-    def skipped(self) -> list[StepResult]:
-        """Steps skipped because a prerequisite did not complete."""
-        return [s for s in self.steps if s.outcome is StepOutcome.SKIPPED]

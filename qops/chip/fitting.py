@@ -6,8 +6,9 @@ amplitude) by least squares at each grid point, and then refines the best point 
 starting guess; the refinement gives the covariance the errors come from.
 
 A fit that cannot be trusted raises :class:`FitProblem` with the reason in words; the
-measurement layer turns it into a :class:`~qops.chip.errors.FitError` naming the step and
-the qubit. :class:`FitProblem` never leaves :mod:`qops.chip`.
+calibration steps (:mod:`qops.calibration.steps`) turn it into a
+:class:`~qops.calibration.errors.FitError` naming the step, the qubit and the QCoDeS run, so
+:class:`FitProblem` never reaches their callers.
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
-"""Typed values of the simulated chip and of calibration results.
+"""The hidden true values of the simulated chip.
 
-The truth models hold the hidden values the simulation draws its signals from; they are
-exposed only so tests and demos can compare a calibration with what it should have found.
+The simulation draws its signals from them; they are exposed only so tests and demos can
+compare a calibration with what it should have found.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, Field
-
-from qops.chip.steps import StepName
 
 
 class QubitTruth(BaseModel):
@@ -48,51 +43,3 @@ class PairTruth(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cz_fidelity: float = Field(ge=0, le=1)
-
-
-class FittedValue(BaseModel):
-    """A value obtained from a fit, with its unit and 1-sigma error.
-
-    Attributes:
-        value: The fitted value.
-        unit: Its unit (``1`` for dimensionless).
-        error: One standard deviation, from the fit's covariance matrix.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    value: float
-    unit: str
-    error: float = Field(ge=0)
-
-
-class MeasurementResult(BaseModel):
-    """What one calibration measurement found, and where its data is.
-
-    Attributes:
-        step: The calibration step.
-        target: The qubit id (``Q0``) or the pair id (``Q0-Q1``).
-        inputs: The input values the measurement used, by input key.
-        outputs: The calibrated parameters, by parameter name (see
-            :data:`qops.chip.steps.PARAMETER_UNITS`).
-        diagnostics: Further fitted quantities that are not calibrated parameters (e.g.
-            Rabi contrast, Ramsey fringe frequency), by name.
-        run_id: The QCoDeS run id in ``db_path``.
-        guid: The QCoDeS run's GUID.
-        db_path: The QCoDeS database the run was written to.
-        experiment_name: The QCoDeS experiment the run belongs to.
-        measured_at: When the measurement finished (UTC).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    step: StepName
-    target: str
-    inputs: dict[str, float]
-    outputs: dict[str, FittedValue]
-    diagnostics: dict[str, FittedValue] = Field(default_factory=dict)
-    run_id: int
-    guid: str
-    db_path: Path
-    experiment_name: str
-    measured_at: datetime

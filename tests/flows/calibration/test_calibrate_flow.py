@@ -17,15 +17,18 @@ from pymongo.database import Database
 from flows.calibrate import calibrate
 from qops.backend.errors import ChipBusyError
 from qops.backend.state import MongoBackendStateStore, calibrating, resolve_state
-from qops.calibration.plan import CalibrationReport, ChipSpec, StepOutcome
-from qops.chip.errors import MeasurementDatabaseError, UnknownPairError, UnknownQubitError
-from qops.chip.steps import StepName
+from qops.calibration.errors import MeasurementDatabaseError
+from qops.calibration.graph import StepName
+from qops.calibration.instruments import close_instruments, simulated_chip
+from qops.calibration.plan import ChipSpec, StepOutcome
+from qops.calibration.report import CalibrationReport
+from qops.chip.errors import UnknownPairError, UnknownQubitError
 from qops.mongo import Document
 from qops.protocol.messages import BackendState
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from qops.timeutil import as_utc
-from tasks.calibration import CALIBRATION_TASKS, close_instruments, simulated_chip
+from tasks.calibration import CALIBRATION_TASKS
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "calibration_instruments")
 

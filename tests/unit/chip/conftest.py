@@ -1,5 +1,5 @@
 """Fixtures of the simulated-chip tests (see tests/chip_support.py)."""
 
-from tests.chip_support import chip, context, qh_meta
+from tests.chip_support import chip
 
-__all__ = ["chip", "context", "qh_meta"]
+__all__ = ["chip"]

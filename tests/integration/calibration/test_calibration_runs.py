@@ -9,16 +9,10 @@ import qcodes
 from qcodes.dataset import connect, load_by_guid
 from qcodes.station import Station
 
-from qops.chip import (
-    CALIBRATION_STEPS,
-    MeasurementContext,
-    MeasurementResult,
-    Scope,
-    SimulatedChip,
-    StepName,
-    input_key,
-    run_step,
-)
+from qops.calibration.graph import CALIBRATION_STEPS, Scope, StepName, input_key
+from qops.calibration.measurement import MeasurementContext, MeasurementResult
+from qops.calibration.steps import run_step
+from qops.chip import SimulatedChip
 from tests.chip_support import TagRecorder, open_chip
 
 QUBIT_STEPS = [s for s, spec in CALIBRATION_STEPS.items() if spec.scope is Scope.QUBIT]

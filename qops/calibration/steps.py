@@ -1,292 +1,115 @@
-"""Calibration measurements on a :class:`~qops.chip.instrument.SimulatedChip`.
+"""The seven calibration steps: measure, fit, return the values.
 
-Each step of :data:`qops.chip.steps.CALIBRATION_STEPS` has one function here. It sets the
-chip's knobs from its inputs, tags the run on the metadata instrument, records a real
-QCoDeS run (``Measurement`` in the context's database, with a station snapshot holding the
-chip and the ``qh_meta`` instrument), fits the data and returns a
-:class:`~qops.chip.models.MeasurementResult`.
-
-QCoDeS's global configuration is never touched: every call opens its own connection to
-the context's database and closes it again. QCoDeS writes are serialised by one lock in
-the process (SQLite has one writer, and the shared ``qh_meta`` tags must match the run
-they are snapshotted into), so steps of different qubits can be called from several
-threads; the fits run outside the lock.
+Each step of :data:`qops.calibration.graph.CALIBRATION_STEPS` has one function here. It sets
+the chip's knobs from its inputs, records one QCoDeS run through its
+:class:`~qops.calibration.measurement.MeasurementContext`, fits the data (outside the QCoDeS
+write lock) and returns a :class:`~qops.calibration.measurement.MeasurementResult`. The
+sweep settings of each step, with defaults that suit the simulated chip, are here too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import math
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar
 
 import numpy as np
-from qcodes.dataset import AtomicConnection, Measurement, connect, load_or_create_experiment
-from qcodes.instrument import Instrument
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qcodes.parameters import Parameter
-from qcodes.station import Station
 
+from qops.calibration.errors import FitError, InvalidInputError, MissingInputError
+from qops.calibration.graph import StepName, required_inputs
+from qops.calibration.measurement import (
+    Knob,
+    MeasurementContext,
+    MeasurementResult,
+    Recording,
+    Trace,
+)
 from qops.chip import fitting, physics
-from qops.chip.errors import (
-    FitError,
-    InvalidInputError,
-    MeasurementDatabaseError,
-    MetadataInstrumentError,
-    MissingInputError,
-)
 from qops.chip.fitting import Estimate, FitProblem
-from qops.chip.instrument import SimulatedChip
-from qops.chip.models import FittedValue, MeasurementResult
 from qops.chip.physics import FloatArray
-from qops.chip.settings import (
-    BenchmarkingSettings,
-    DecaySettings,
-    FrequencySettings,
-    RabiSettings,
-    RamseySettings,
-    ReadoutSettings,
-)
-from qops.chip.steps import PARAMETER_UNITS, StepName, required_inputs
-from qops.timeutil import utc_now
 
 logger = logging.getLogger(__name__)
 
-METADATA_INSTRUMENT_NAME = "qh_meta"
-"""The name the sync looks the tagging instrument up by in a station snapshot."""
 
-_QCODES_WRITE_LOCK = threading.RLock()
+# --- Sweep settings -----------------------------------------------------------------------
 
 
-@runtime_checkable
-class TagInstrument(Protocol):
-    """What the calibration needs of the ``qh_meta`` instrument (``QHMetaData``)."""
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def reset(self) -> None:
-        """Clear the dynamic tags and attributes."""
 
-    def add_tags(self, tags: list[str]) -> None:
-        """Add dynamic tags."""
+class FrequencySettings(_Settings):
+    """Resonator and qubit spectroscopy windows of ``CheckFrequency``.
 
-    def add_attributes(self, attributes: dict[str, str]) -> None:
-        """Add dynamic attributes (key to value)."""
+    A centre left unset is the qubit's design value. Frequencies in Hz.
+    """
+
+    readout_center: float | None = Field(default=None, gt=0)
+    readout_span: float = Field(default=16e6, gt=0)
+    qubit_center: float | None = Field(default=None, gt=0)
+    qubit_span: float = Field(default=20e6, gt=0)
+    points: int = Field(default=161, ge=21, le=5001)
+
+
+class RabiSettings(_Settings):
+    """Amplitude sweep of ``CheckRabi``, from 0 to ``max_amplitude`` V."""
+
+    max_amplitude: float = Field(default=1.0, gt=0, le=2)
+    points: int = Field(default=81, ge=21, le=5001)
+
+
+class DecaySettings(_Settings):
+    """Delay sweep of ``CheckT1`` and ``CheckT2Echo``, from 0 to ``max_delay`` s."""
+
+    max_delay: float = Field(default=300e-6, gt=0, le=10e-3)
+    points: int = Field(default=61, ge=11, le=5001)
+
+
+class RamseySettings(_Settings):
+    """Delay sweep of ``CheckRamsey``.
+
+    The drive is set ``artificial_detuning`` Hz above the input frequency so the fringes
+    have a known sign; it must exceed the expected frequency error and stay well below
+    the sampling limit ``points / (2 max_delay)``.
+    """
+
+    max_delay: float = Field(default=50e-6, gt=0, le=10e-3)
+    points: int = Field(default=201, ge=21, le=5001)
+    artificial_detuning: float = Field(default=1e6, gt=0)
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> RamseySettings:
+        nyquist = (self.points - 1) / (2 * self.max_delay)
+        if self.artificial_detuning > 0.5 * nyquist:
+            raise ValueError(
+                f"artificial_detuning {self.artificial_detuning:g} Hz needs more than "
+                f"{self.points} points over {self.max_delay:g} s (sampling limit {nyquist:g} Hz)"
+            )
+        return self
+
+
+class ReadoutSettings(_Settings):
+    """Single shots per prepared state of ``CheckReadoutFidelity``."""
+
+    shots: int = Field(default=1000, ge=50, le=100_000)
+
+
+class BenchmarkingSettings(_Settings):
+    """Sequence lengths of ``CheckCZ``: ``points`` lengths spread geometrically up to
+    ``max_length`` layers."""
+
+    max_length: int = Field(default=200, ge=4, le=100_000)
+    points: int = Field(default=25, ge=5, le=1000)
 
 
 _DEFAULT_DECAY = {
     StepName.CHECK_T1: DecaySettings(max_delay=300e-6),
     StepName.CHECK_T2_ECHO: DecaySettings(max_delay=250e-6),
 }
-
-
-# --- Context ------------------------------------------------------------------------------
-
-
-class MeasurementContext:
-    """Where and with what calibration measurements run.
-
-    Args:
-        chip: The chip to measure.
-        metadata: The ``qh_meta`` instrument (e.g. ``qops.qcodes_metadata.QHMetaData``);
-            each measurement resets its dynamic tags and attributes and sets its own.
-        db_path: The QCoDeS database to write runs to; created if missing.
-        experiment_name: The QCoDeS experiment the runs belong to (sample name: the chip).
-        tags: Extra tags for every run of this context (e.g. an execution id).
-        attributes: Extra attributes for every run of this context.
-
-    Raises:
-        MetadataInstrumentError: ``metadata`` is not named ``qh_meta`` or cannot tag.
-        MeasurementDatabaseError: ``db_path`` cannot be created or written.
-    """
-
-    def __init__(
-        self,
-        chip: SimulatedChip,
-        metadata: Instrument,
-        db_path: Path,
-        experiment_name: str = "calibration",
-        tags: Sequence[str] = (),
-        attributes: Mapping[str, str] | None = None,
-    ) -> None:
-        if metadata.name != METADATA_INSTRUMENT_NAME:
-            raise MetadataInstrumentError(
-                metadata.name, f"it must be named {METADATA_INSTRUMENT_NAME!r} for the sync"
-            )
-        if not isinstance(metadata, TagInstrument):
-            raise MetadataInstrumentError(
-                metadata.name, "it needs reset(), add_tags([...]) and add_attributes({...})"
-            )
-        self.chip = chip
-        self.metadata: Instrument = metadata
-        self._tagger: TagInstrument = metadata
-        self.db_path = Path(db_path)
-        self.experiment_name = experiment_name
-        self.tags = list(tags)
-        self.attributes = dict(attributes or {})
-        self.station = Station(chip, metadata, default=False)
-        with _QCODES_WRITE_LOCK, _connection(self.db_path):
-            pass
-
-    def _record(
-        self,
-        step: StepName,
-        target: str,
-        inputs: Mapping[str, float],
-        knobs: Sequence[_Knob],
-        traces: Sequence[_Trace],
-    ) -> _Recording:
-        """Set the knobs, tag, and record ``traces`` as one QCoDeS run."""
-        with _QCODES_WRITE_LOCK:
-            for knob in knobs:
-                knob.apply(step, target)
-            self._tag(step, target, inputs)
-            with _connection(self.db_path) as conn:
-                try:
-                    experiment = load_or_create_experiment(
-                        self.experiment_name, sample_name=self.chip.name, conn=conn
-                    )
-                    measurement = Measurement(exp=experiment, station=self.station, name=step)
-                    registered: set[str] = set()
-                    for trace in traces:
-                        for parameter in trace.setpoints:
-                            if parameter.full_name not in registered:
-                                measurement.register_parameter(parameter)
-                                registered.add(parameter.full_name)
-                        for parameter in trace.dependents:
-                            measurement.register_parameter(parameter, setpoints=trace.setpoints)
-                    data: list[tuple[FloatArray, ...]] = []
-                    # QCoDeS prints "Starting experimental run with id: N" to stdout; it is
-                    # logged below instead. Swapping sys.stdout is safe under the write lock.
-                    with (
-                        contextlib.redirect_stdout(io.StringIO()),
-                        measurement.run(write_in_background=False) as saver,
-                    ):
-                        for trace in traces:
-                            arrays = trace.acquire(data)
-                            columns = (*trace.setpoints, *trace.dependents)
-                            saver.add_result(*zip(columns, arrays, strict=True))
-                            data.append(arrays)
-                    run_id, guid = saver.run_id, saver.dataset.guid
-                except (sqlite3.Error, RuntimeError) as e:
-                    failure = _database_failure(self.db_path, e)
-                    if failure is None:
-                        raise
-                    raise failure from e
-        logger.info("%s on %s recorded as QCoDeS run %d (%s)", step, target, run_id, guid)
-        return _Recording(run_id=run_id, guid=guid, data=data)
-
-    def _tag(self, step: StepName, target: str, inputs: Mapping[str, float]) -> None:
-        self._tagger.reset()
-        self._tagger.add_tags(["calibration", str(step), target, *self.tags])
-        self._tagger.add_attributes(
-            {
-                "task": str(step),
-                "qubit": target,
-                "chip": self.chip.name,
-                **self.attributes,
-                **{f"input.{name}": repr(value) for name, value in inputs.items()},
-            }
-        )
-        # A measurement snapshots its station from cached values (update=False); read the
-        # tags once so an instrument that serves them through get commands is current too.
-        self.metadata.snapshot(update=True)
-
-    def _result(
-        self,
-        step: StepName,
-        target: str,
-        inputs: Mapping[str, float],
-        recording: _Recording,
-        outputs: Mapping[str, Estimate],
-        diagnostics: Mapping[str, tuple[Estimate, str]] | None = None,
-    ) -> MeasurementResult:
-        """Build the result of a step from its fitted outputs (units from the graph)."""
-        return MeasurementResult(
-            step=step,
-            target=target,
-            inputs=dict(inputs),
-            outputs={
-                name: FittedValue(value=e.value, unit=PARAMETER_UNITS[name], error=e.error)
-                for name, e in outputs.items()
-            },
-            diagnostics={
-                name: FittedValue(value=e.value, unit=unit, error=e.error)
-                for name, (e, unit) in (diagnostics or {}).items()
-            },
-            run_id=recording.run_id,
-            guid=recording.guid,
-            db_path=self.db_path,
-            experiment_name=self.experiment_name,
-            measured_at=utc_now(),
-        )
-
-
-@contextmanager
-def _connection(path: Path) -> Iterator[AtomicConnection]:
-    """Open a QCoDeS connection for one call; database failures are named by path."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(path)
-    except (sqlite3.Error, OSError, RuntimeError) as e:
-        failure = _database_failure(path, e)
-        if failure is None:
-            raise
-        raise failure from e
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _database_failure(path: Path, error: Exception) -> MeasurementDatabaseError | None:
-    """Name the database for a SQLite failure; QCoDeS wraps some in ``RuntimeError``.
-
-    Returns None when neither ``error`` nor its causes come from SQLite or the OS.
-    """
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, sqlite3.Error | OSError):
-            return MeasurementDatabaseError(path, str(cause))
-        cause = cause.__cause__
-    return None
-
-
-@dataclass(frozen=True)
-class _Knob:
-    """A chip parameter a step sets from one of its inputs (or from its own settings)."""
-
-    parameter: Parameter
-    value: float
-    source: str
-
-    def apply(self, step: StepName, target: str) -> None:
-        try:
-            self.parameter.set(self.value)
-        except ValueError as e:
-            raise InvalidInputError(step, target, self.source, self.value, str(e)) from e
-
-
-@dataclass(frozen=True)
-class _Trace:
-    """Sweep parameters, measured parameters, and how to acquire all their columns."""
-
-    setpoints: tuple[Parameter, ...]
-    dependents: tuple[Parameter, ...]
-    acquire: Callable[[list[tuple[FloatArray, ...]]], tuple[FloatArray, ...]]
-    """Called with the data of the traces acquired before it in the same run."""
-
-
-@dataclass(frozen=True)
-class _Recording:
-    run_id: int
-    guid: str
-    data: list[tuple[FloatArray, ...]]
 
 
 # --- Steps --------------------------------------------------------------------------------
@@ -316,7 +139,7 @@ def _take_inputs(
     return used
 
 
-def _fitted(step: StepName, target: str, recording: _Recording, fit: Callable[[], _T]) -> _T:
+def _fitted(step: StepName, target: str, recording: Recording, fit: Callable[[], _T]) -> _T:
     """Run ``fit``; a fit problem becomes a :class:`FitError` naming step, target and run."""
     try:
         return fit()
@@ -342,15 +165,15 @@ def _record_sweep(
     step: StepName,
     target: str,
     used: Mapping[str, float],
-    knobs: Sequence[_Knob],
+    knobs: Sequence[Knob],
     swept: Parameter,
     measured: Parameter,
     values: FloatArray,
     acquire: Callable[[FloatArray], FloatArray],
-) -> tuple[_Recording, FloatArray, FloatArray]:
+) -> tuple[Recording, FloatArray, FloatArray]:
     """Record one 1-D sweep of ``swept`` over ``values``; return the run and its data."""
-    trace = _Trace((swept,), (measured,), lambda _: (values, acquire(values)))
-    recording = context._record(step, target, used, knobs, [trace])
+    trace = Trace((swept,), (measured,), lambda _: (values, acquire(values)))
+    recording = context.record(step, target, used, knobs, [trace])
     ((x, y),) = recording.data
     return recording, x, y
 
@@ -399,20 +222,20 @@ def check_frequency(
         qubit.readout_frequency.set(_smoothed_minimum(*before[0]))
         return drive, qubit.acquire_qubit_spectroscopy(drive)
 
-    recording = context._record(
+    recording = context.record(
         step,
         qid,
         used,
-        knobs=[_Knob(qubit.drive_amplitude, 0.0, "settings")],
+        knobs=[Knob(qubit.drive_amplitude, 0.0, "settings")],
         traces=[
-            _Trace((qubit.readout_frequency,), (qubit.resonator_response,), resonator),
-            _Trace((qubit.drive_frequency,), (qubit.spectroscopy_response,), spectroscopy),
+            Trace((qubit.readout_frequency,), (qubit.resonator_response,), resonator),
+            Trace((qubit.drive_frequency,), (qubit.spectroscopy_response,), spectroscopy),
         ],
     )
     (r_x, r_y), (q_x, q_y) = recording.data
     resonator_fit = _fitted(step, qid, recording, lambda: fitting.fit_lorentzian_dip(r_x, r_y))
     qubit_fit = _fitted(step, qid, recording, lambda: fitting.fit_lorentzian_dip(q_x, q_y))
-    return context._result(
+    return context.result(
         step,
         qid,
         used,
@@ -443,7 +266,7 @@ def check_rabi(
         settings: The amplitude sweep.
 
     Returns:
-        Output ``pi_amplitude`` (V); diagnostic ``rabi_contrast`` (1).
+        Output ``pi_amplitude`` (V); diagnostic ``rabi_contrast`` (dimensionless).
 
     Raises:
         UnknownQubitError, MissingInputError, InvalidInputError: Bad target or inputs.
@@ -455,7 +278,7 @@ def check_rabi(
     used = _take_inputs(step, qid, (qid,), inputs)
     s = settings or RabiSettings()
     amplitudes = np.linspace(0, s.max_amplitude, s.points)
-    knobs = [_Knob(qubit.drive_frequency, used["qubit_frequency"], "qubit_frequency")]
+    knobs = [Knob(qubit.drive_frequency, used["qubit_frequency"], "qubit_frequency")]
     recording, x, y = _record_sweep(
         context,
         step,
@@ -468,13 +291,13 @@ def check_rabi(
         qubit.acquire_rabi,
     )
     fit = _fitted(step, qid, recording, lambda: fitting.fit_rabi(x, y))
-    return context._result(
+    return context.result(
         step,
         qid,
         used,
         recording,
         outputs={"pi_amplitude": fit.pi_amplitude},
-        diagnostics={"rabi_contrast": (fit.contrast, "1")},
+        diagnostics={"rabi_contrast": (fit.contrast, "")},
     )
 
 
@@ -484,12 +307,12 @@ def _drive_knobs(
     used: Mapping[str, float],
     suffix: str = "",
     detuning: float = 0.0,
-) -> list[_Knob]:
+) -> list[Knob]:
     """The knobs of a pulsed step: drive at the qubit frequency with the π amplitude."""
     frequency_key, amplitude_key = f"qubit_frequency{suffix}", f"pi_amplitude{suffix}"
     return [
-        _Knob(qubit_frequency, used[frequency_key] + detuning, frequency_key),
-        _Knob(drive_amplitude, used[amplitude_key], amplitude_key),
+        Knob(qubit_frequency, used[frequency_key] + detuning, frequency_key),
+        Knob(drive_amplitude, used[amplitude_key], amplitude_key),
     ]
 
 
@@ -511,13 +334,13 @@ def _check_decay(
     )
     label = "T1" if step is StepName.CHECK_T1 else "T2 echo"
     fit = _fitted(step, qid, recording, lambda: fitting.fit_exponential_decay(x, y, label))
-    return context._result(
+    return context.result(
         step,
         qid,
         used,
         recording,
         outputs={output: fit.time},
-        diagnostics={"decay_amplitude": (fit.amplitude, "1")},
+        diagnostics={"decay_amplitude": (fit.amplitude, "")},
     )
 
 
@@ -536,7 +359,8 @@ def check_t1(
         settings: The delay sweep (default up to 300 µs).
 
     Returns:
-        Output ``t1`` (s); diagnostic ``decay_amplitude`` (1), smaller with a poor π pulse.
+        Output ``t1`` (s); diagnostic ``decay_amplitude`` (dimensionless), smaller with a
+        poor π pulse.
 
     Raises:
         UnknownQubitError, MissingInputError, InvalidInputError: Bad target or inputs.
@@ -562,7 +386,7 @@ def check_t2_echo(
         settings: The delay sweep (default up to 250 µs).
 
     Returns:
-        Output ``t2_echo`` (s); diagnostic ``decay_amplitude`` (1).
+        Output ``t2_echo`` (s); diagnostic ``decay_amplitude`` (dimensionless).
 
     Raises:
         UnknownQubitError, MissingInputError, InvalidInputError: Bad target or inputs.
@@ -621,7 +445,7 @@ def check_ramsey(
     fit = _fitted(step, qid, recording, lambda: fitting.fit_ramsey(x, y))
     refined = used["qubit_frequency"] + s.artificial_detuning - fit.frequency.value
     correction = refined - used["qubit_frequency"]
-    return context._result(
+    return context.result(
         step,
         qid,
         used,
@@ -652,8 +476,9 @@ def check_readout_fidelity(
         settings: Shots per prepared state.
 
     Returns:
-        Output ``readout_fidelity`` (1); diagnostics ``error_ground`` and ``error_excited``
-        (1, the two misassignment rates) and ``iq_separation`` (V, error 0).
+        Output ``readout_fidelity`` (dimensionless); diagnostics ``error_ground`` and
+        ``error_excited`` (dimensionless, the two misassignment rates) and ``iq_separation``
+        (V, error 0).
 
     Raises:
         UnknownQubitError, MissingInputError, InvalidInputError: Bad target or inputs.
@@ -669,29 +494,29 @@ def check_readout_fidelity(
         prepared, index, i, q = qubit.acquire_single_shots(s.shots)
         return prepared.astype(np.float64), index.astype(np.float64), i, q
 
-    recording = context._record(
+    recording = context.record(
         step,
         qid,
         used,
         knobs=[
             *_drive_knobs(qubit.drive_frequency, qubit.drive_amplitude, used),
-            _Knob(qubit.readout_frequency, used["readout_frequency"], "readout_frequency"),
+            Knob(qubit.readout_frequency, used["readout_frequency"], "readout_frequency"),
         ],
         traces=[
-            _Trace((qubit.prepared_state, qubit.shot), (qubit.readout_i, qubit.readout_q), shots)
+            Trace((qubit.prepared_state, qubit.shot), (qubit.readout_i, qubit.readout_q), shots)
         ],
     )
     ((prepared, _, i, q),) = recording.data
     fit = _fitted(step, qid, recording, lambda: fitting.fit_assignment(prepared, i, q))
-    return context._result(
+    return context.result(
         step,
         qid,
         used,
         recording,
         outputs={"readout_fidelity": fit.fidelity},
         diagnostics={
-            "error_ground": (fit.error_ground, "1"),
-            "error_excited": (fit.error_excited, "1"),
+            "error_ground": (fit.error_ground, ""),
+            "error_excited": (fit.error_excited, ""),
             "iq_separation": (Estimate(fit.separation, 0.0), "V"),
         },
     )
@@ -712,12 +537,12 @@ def check_cz(
         context: Chip, metadata instrument and database.
         pair: The coupled pair (``Q0-Q1``; either order).
         inputs: ``qubit_frequency:<qid>`` (Hz) and ``pi_amplitude:<qid>`` (V) of both
-            qubits (see :func:`qops.chip.steps.required_inputs`).
+            qubits (see :func:`qops.calibration.graph.required_inputs`).
         settings: The sequence lengths.
 
     Returns:
-        Output ``cz_fidelity`` (1) of the pair (target is the canonical pair id);
-        diagnostic ``decay_per_layer`` (1).
+        Output ``cz_fidelity`` (dimensionless) of the pair (target is the canonical pair id);
+        diagnostic ``decay_per_layer`` (dimensionless).
 
     Raises:
         UnknownQubitError, UnknownPairError: A qubit is not on the chip, or the two are
@@ -755,13 +580,13 @@ def check_cz(
     fidelity = Estimate(
         physics.decay_to_two_qubit_fidelity(fit.decay.value), 0.75 * fit.decay.error
     )
-    return context._result(
+    return context.result(
         step,
         target,
         used,
         recording,
         outputs={"cz_fidelity": fidelity},
-        diagnostics={"decay_per_layer": (fit.decay, "1")},
+        diagnostics={"decay_per_layer": (fit.decay, "")},
     )
 
 
@@ -799,6 +624,7 @@ def run_step(
 
     Raises:
         ValueError: ``step`` is not a calibration step name.
-        ChipError: Whatever the step function raises (see each ``check_*``).
+        ChipError, CalibrationError: Whatever the step function raises (see each
+            ``check_*``).
     """
     return STEP_FUNCTIONS[StepName(step)](context, target, inputs)

@@ -9,6 +9,7 @@ import pytest
 from prefect import flow
 from pymongo.database import Database
 
+from qops.calibration.recording import CalibrationOutcome
 from qops.config import MongoSettings
 from qops.mongo import Document
 from qops.process import free_port
@@ -16,8 +17,7 @@ from qops.provenance.models import ActivityStatus, RelationType
 from qops.provenance.outbox import Outbox, outbox_path
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
-from tasks.provenance import CalibrationOutcome
-from tests.flows.provenance.calibration import (
+from tests.flows.calibration.calibration_tasks import (
     calibration_chain,
     check_frequency,
     check_rabi,

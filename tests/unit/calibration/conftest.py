@@ -1,4 +1,4 @@
-"""Fixtures of the simulated-chip tests (see tests/chip_support.py)."""
+"""Fixtures of the calibration tests (see tests/chip_support.py)."""
 
 from tests.chip_support import chip, context, qh_meta
 

@@ -3,27 +3,25 @@ from pathlib import Path
 
 import pytest
 
-from qops.chip import (
-    CALIBRATION_STEPS,
-    PARAMETER_UNITS,
-    DecaySettings,
+from qops.calibration.errors import (
     FitError,
-    FrequencySettings,
     InvalidInputError,
-    MeasurementContext,
     MeasurementDatabaseError,
     MetadataInstrumentError,
     MissingInputError,
-    SimulatedChip,
-    StepName,
-    UnknownPairError,
-    UnknownQubitError,
+)
+from qops.calibration.graph import CALIBRATION_STEPS, PARAMETER_UNITS, StepName
+from qops.calibration.measurement import MeasurementContext
+from qops.calibration.steps import (
+    DecaySettings,
+    FrequencySettings,
     check_frequency,
     check_rabi,
     check_ramsey,
     check_t1,
     run_step,
 )
+from qops.chip import SimulatedChip, UnknownPairError, UnknownQubitError
 from tests.chip_support import TagRecorder, open_chip, true_inputs
 
 QUBIT_STEPS = [s for s in StepName if s is not StepName.CHECK_CZ]

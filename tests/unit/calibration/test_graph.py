@@ -1,12 +1,12 @@
-from qops.chip import (
+from qops.calibration.graph import (
     CALIBRATION_STEPS,
     PARAMETER_UNITS,
-    STEP_FUNCTIONS,
     Scope,
     StepName,
     producers,
     required_inputs,
 )
+from qops.calibration.steps import STEP_FUNCTIONS
 
 
 def test_calibration_steps_every_step_has_a_function_and_a_spec() -> None:
@@ -34,7 +34,7 @@ def test_parameter_units_cover_every_input_and_output() -> None:
     assert names == set(PARAMETER_UNITS)
     assert PARAMETER_UNITS["qubit_frequency"] == "Hz"
     assert PARAMETER_UNITS["t2_echo"] == "s"
-    assert PARAMETER_UNITS["cz_fidelity"] == "1"
+    assert PARAMETER_UNITS["cz_fidelity"] == ""
 
 
 def test_ramsey_refines_frequency_produced_by_two_steps() -> None:

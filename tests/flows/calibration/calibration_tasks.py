@@ -6,7 +6,9 @@ import math
 
 from prefect import flow
 
-from tasks.provenance import CalibrationOutcome, InputValues, Measured, calibration_task
+from qops.calibration.recording import CalibrationOutcome, InputValues
+from qops.provenance.models import Measured
+from tasks.provenance import calibration_task
 
 
 @calibration_task(outputs=["qubit_frequency"], retries=0)

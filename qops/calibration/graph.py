@@ -45,11 +45,12 @@ PARAMETER_UNITS: Mapping[str, str] = MappingProxyType(
         "t1": "s",
         "t2_star": "s",
         "t2_echo": "s",
-        "readout_fidelity": "1",
-        "cz_fidelity": "1",
+        "readout_fidelity": "",
+        "cz_fidelity": "",
     }
 )
-"""Every calibrated parameter and its unit (``1`` for dimensionless)."""
+"""Every calibrated parameter and its unit (``""`` for dimensionless, as in
+:class:`qops.provenance.models.Measured`)."""
 
 
 class StepSpec(BaseModel):
