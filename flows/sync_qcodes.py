@@ -12,9 +12,8 @@ from pydantic import BaseModel, Field
 
 from qops.catalog.service import Discovery, RunOutcome
 from qops.catalog.settings import SyncSettings
-from qops.catalog.sources import SyncSources
 from tasks.settings import mongo_settings
-from tasks.sync import discover_runs, sync_run
+from tasks.sync import discover_runs, list_sources, sync_run
 
 # Runs synced at once per flow run: reading is I/O and numpy bound, and the machine that
 # writes the measurements must keep its share of the disk.
@@ -118,7 +117,7 @@ def sync_qcodes(
     logger = get_run_logger()
     mongo = mongo_settings(mongodb_block)
     sync = SyncSettings()
-    names = [source_name] if source_name else [s.name for s in SyncSources.list(settings=mongo)]
+    names = [source_name] if source_name else list_sources(mongo)
     reports = []
     for name in names:
         discovered = discover_runs(name, mongo, sync, return_state=True)
