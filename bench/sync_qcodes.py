@@ -47,7 +47,7 @@ from qops.export.store import LocalDirStore
 from qops.mongo import Document, EmbeddedMongo, connect
 from qops.qcodes.reader import QcodesReader
 from qops.qcodes.to_xarray import run_to_xarray
-from tests.unit.sync.qcodes_dbs import create_db
+from tests.unit.qcodes.qcodes_dbs import create_db
 
 
 def _median_s(action: Callable[[], object], repeat: int) -> float:
@@ -118,7 +118,7 @@ def _source_and_service(
 def bench_throughput(work: Path, settings: MongoSettings, big: bool) -> list[str]:
     db_path = work / "throughput.db"
     runs = _build_runs(db_path, big)
-    client, service = _source_and_service(work, settings, "bench", db_path)
+    _client, service = _source_and_service(work, settings, "bench", db_path)
     lines = [
         "| run | reference (QCoDeS load + to_xarray + to_netcdf) | qops export | ratio "
         "| qops sync_run incl. catalog | ratio |",
@@ -152,7 +152,6 @@ def bench_throughput(work: Path, settings: MongoSettings, big: bool) -> list[str
             f"| {label} | {ref_s * 1000:.0f} ms | {export_s * 1000:.0f} ms | "
             f"{ref_s / export_s:.1f}x | {sync_s * 1000:.0f} ms | {ref_s / sync_s:.1f}x |"
         )
-    client.close()
     qcodes_conn.close()
     return lines
 
@@ -258,7 +257,6 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
         f"| one MongoDB find_one round trip (discovery with an untouched file makes one) | "
         f"median {statistics.median(round_trips) * 1000:.1f} ms | | |"
     )
-    client.close()
     return lines
 
 
@@ -310,7 +308,6 @@ def bench_live(work: Path, settings: MongoSettings, rows: int) -> list[str]:
     stop.set()
     follower.join()
     writer.join()
-    client.close()
     delays = [seen[i] - committed[i] for i in committed]
     return [
         f"| live sync, {rows} rows at 0.2-0.6 s, poll 0.5 s "

@@ -12,13 +12,9 @@ from pydantic import BaseModel, Field
 
 from qops.catalog.service import Discovery, RunOutcome
 from qops.catalog.settings import SyncSettings
-from qops.catalog.sources import SyncSources
+from qops.config import MongoSettings
 from tasks.settings import mongo_settings
-from tasks.sync import discover_runs, sync_run
-
-# Runs synced at once per flow run: reading is I/O and numpy bound, and the machine that
-# writes the measurements must keep its share of the disk.
-MAX_PARALLEL_RUNS = 4
+from tasks.sync import discover_runs, list_sources, sync_run
 
 
 class SourceReport(BaseModel):
@@ -95,16 +91,17 @@ def _publish(report: SyncReport) -> str:
     return str(artifact_id)
 
 
-@flow(
-    name="sync-qcodes",
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_RUNS),  # type: ignore[arg-type]
-)
+@flow(name="sync-qcodes")
 def sync_qcodes(
     source_name: str | None = None,
     mongodb_block: str | None = None,
     storage_block: str | None = None,
 ) -> SyncReport:
     """Sync new, running and changed runs of one source (or of every registered source).
+
+    At most ``QOPS_SYNC_CONCURRENCY`` runs are synced at once (read when the flow run
+    starts): reading is I/O and numpy bound, and the machine that writes the measurements
+    must keep its share of the disk.
 
     Args:
         source_name: A registered sync source; ``None`` syncs them all.
@@ -115,41 +112,60 @@ def sync_qcodes(
     Returns:
         Per source, what happened to each run. A table artifact shows the same.
     """
-    logger = get_run_logger()
     mongo = mongo_settings(mongodb_block)
     sync = SyncSettings()
-    names = [source_name] if source_name else [s.name for s in SyncSources.list(settings=mongo)]
-    reports = []
-    for name in names:
-        discovered = discover_runs(name, mongo, sync, return_state=True)
-        discovery = discovered.result(raise_on_failure=False)
-        if not isinstance(discovery, Discovery):
-            logger.error("source %s: discovery failed: %s", name, discovery)
-            reports.append(SourceReport(source=name, error=str(discovery)))
-            continue
-        futures: list[PrefectFuture[RunOutcome]] = [
-            sync_run.submit(name, run_id, mongo, sync, storage_block)
-            for run_id in discovery.run_ids
-        ]
-        outcomes = []
-        for run_id, future in zip(discovery.run_ids, futures, strict=True):
-            future.wait()
-            result = future.state.result(raise_on_failure=False)
-            if isinstance(result, RunOutcome):
-                outcomes.append(result)
-            else:
-                outcomes.append(
-                    RunOutcome(source=name, run_id=run_id, action="failed", error=str(result))
-                )
-        report = SourceReport(source=name, discovered_new=discovery.new, outcomes=outcomes)
-        logger.info(
-            "source %s: %d new, %d updated, %d live, %d failed",
-            name,
-            report.count("new"),
-            report.count("updated"),
-            report.count("live"),
-            report.count("failed"),
-        )
-        reports.append(report)
+    names = [source_name] if source_name else list_sources(mongo)
+    # The flow's own task runner is sized when the flow is decorated (at import); this one
+    # is sized from the settings of this flow run and bounds every sync-run task in it.
+    with ThreadPoolTaskRunner[RunOutcome](max_workers=sync.concurrency) as runner:
+        reports = [_sync_source(runner, name, mongo, sync, storage_block) for name in names]
     result = SyncReport(sources=reports)
     return result.model_copy(update={"artifact_id": _publish(result)})
+
+
+def _sync_source(
+    runner: ThreadPoolTaskRunner[RunOutcome],
+    name: str,
+    mongo: MongoSettings,
+    sync: SyncSettings,
+    storage_block: str | None,
+) -> SourceReport:
+    logger = get_run_logger()
+    discovered = discover_runs(name, mongo, sync, return_state=True)
+    discovery = discovered.result(raise_on_failure=False)
+    if not isinstance(discovery, Discovery):
+        logger.error("source %s: discovery failed: %s", name, discovery)
+        return SourceReport(source=name, error=str(discovery))
+    futures: list[PrefectFuture[RunOutcome]] = [
+        runner.submit(
+            sync_run,
+            {
+                "source_name": name,
+                "run_id": run_id,
+                "mongo": mongo,
+                "sync": sync,
+                "storage_block": storage_block,
+            },
+        )
+        for run_id in discovery.run_ids
+    ]
+    outcomes = []
+    for run_id, future in zip(discovery.run_ids, futures, strict=True):
+        future.wait()
+        result = future.state.result(raise_on_failure=False)
+        if isinstance(result, RunOutcome):
+            outcomes.append(result)
+        else:
+            outcomes.append(
+                RunOutcome(source=name, run_id=run_id, action="failed", error=str(result))
+            )
+    report = SourceReport(source=name, discovered_new=discovery.new, outcomes=outcomes)
+    logger.info(
+        "source %s: %d new, %d updated, %d live, %d failed",
+        name,
+        report.count("new"),
+        report.count("updated"),
+        report.count("live"),
+        report.count("failed"),
+    )
+    return report

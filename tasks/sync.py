@@ -1,4 +1,4 @@
-"""Tasks of the QCoDeS sync: discovery of a source and the sync of one run."""
+"""Tasks of the sync: listing sources, discovery of a source and the sync of one run."""
 
 from __future__ import annotations
 
@@ -8,16 +8,29 @@ from prefect import Task, task
 from prefect.client.schemas.objects import State, TaskRun
 from pymongo.errors import PyMongoError
 
-from blocks.sync import file_store
 from qops.catalog.service import Discovery, RunOutcome, SyncService
 from qops.catalog.settings import SyncSettings
+from qops.catalog.sources import SyncSources
 from qops.config import MongoSettings
 from qops.mongo import database
+from tasks.storage import file_store
 
 
 def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry only when MongoDB failed: run-level errors are recorded, not raised."""
     return isinstance(state.result(raise_on_failure=False), PyMongoError)
+
+
+@task(
+    name="list-sources",
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=_transient,
+    timeout_seconds=60,
+)
+def list_sources(mongo: MongoSettings) -> list[str]:
+    """Return the names of every registered sync source, sorted."""
+    return [source.name for source in SyncSources.list(settings=mongo)]
 
 
 @task(
@@ -30,13 +43,9 @@ def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bo
 )
 def discover_runs(source_name: str, mongo: MongoSettings, sync: SyncSettings) -> Discovery:
     """Track new and changed runs of the source; return the runs due for work."""
-    db = database(mongo)
-    try:
-        service = SyncService(db, file_store(None, mongo.data_dir), sync)
-        service.ensure_indexes()
-        return service.discover(source_name)
-    finally:
-        db.client.close()
+    service = SyncService(database(mongo), file_store(None, mongo.data_dir), sync)
+    service.ensure_indexes()
+    return service.discover(source_name)
 
 
 @task(
@@ -56,9 +65,5 @@ def sync_run(
     storage_block: str | None = None,
 ) -> RunOutcome:
     """Sync one run into the catalog; a failure of the run itself is returned, not raised."""
-    db = database(mongo)
-    try:
-        service = SyncService(db, file_store(storage_block, mongo.data_dir), sync)
-        return service.sync_run(source_name, run_id)
-    finally:
-        db.client.close()
+    service = SyncService(database(mongo), file_store(storage_block, mongo.data_dir), sync)
+    return service.sync_run(source_name, run_id)

@@ -1,16 +1,25 @@
-"""Sync backends: what kind of source a backend reads, discovered through entry points.
+"""The sync backend contract: what the catalog needs of a source, and the backend registry.
 
 A backend is a subclass of :class:`SyncBackend` registered in the ``qops.sync_backends``
-entry-point group. The class states its contract in class variables, checked when the
-class is created, so a malformed backend fails at import rather than during a sync.
+entry-point group. The class states its contract in class variables and methods, checked
+when the class is created, so a malformed backend fails at import rather than during a
+sync. The catalog owns this contract and never imports a backend's code: the sync service
+finds the backend of a source with :func:`get_backend` and reads the source only through
+:class:`SourceReader` and :class:`SourceRun`.
+
+A backend's read failures are subclasses of
+:class:`~qops.catalog.errors.SourceReadError`; the service records them as a failure of
+that run and retries it after a back-off.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from pydantic import BaseModel, ValidationError
 
@@ -19,6 +28,11 @@ from qops.catalog.errors import (
     InvalidSourceConfigError,
     UnknownBackendError,
 )
+from qops.catalog.models import DatasetMetadata
+from qops.catalog.settings import SyncSettings
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +40,101 @@ ENTRY_POINT_GROUP = "qops.sync_backends"
 STORED = "stored"
 """Validation context key set for configs read back from the registry."""
 _REQUIRED = ("identifier", "display_name", "version", "reads_with", "config_model")
+_REQUIRED_METHODS = ("change_stamp", "open_reader")
+
+
+class TrackedRun(Protocol):
+    """A run as discovery sees it: its id in the source and its global id."""
+
+    @property
+    def run_id(self) -> int:
+        """Id of the run in its source; ids only grow (the discovery watermark)."""
+        ...
+
+    @property
+    def guid(self) -> str:
+        """Globally unique id of the run (the dataset's ``alt_uid``)."""
+        ...
+
+
+class SourceRun(Protocol):
+    """One run of a source, read once by :meth:`SourceReader.run` (everything but its data)."""
+
+    @property
+    def guid(self) -> str:
+        """Globally unique id of the run."""
+        ...
+
+    @property
+    def is_completed(self) -> bool:
+        """Whether the run's data can no longer grow."""
+        ...
+
+    @property
+    def rows(self) -> int:
+        """The data marker: a number that grows with the run's data (0 when it has none).
+
+        An unchanged marker means unchanged data, so the file is not rewritten.
+        """
+        ...
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the run's metadata, as :meth:`SourceReader.run_fingerprints` gives it."""
+        ...
+
+    @property
+    def metadata(self) -> DatasetMetadata:
+        """The run's searchable catalog metadata."""
+        ...
+
+    def dataset(self, up_to_row: int) -> xr.Dataset:
+        """Return the run's data up to the data marker ``up_to_row`` as an xarray dataset.
+
+        Raises:
+            SourceReadError: The data cannot be read or laid out.
+        """
+        ...
+
+
+class SourceReader(Protocol):
+    """An open, read-only view of one source; the sync service uses it as a context manager.
+
+    Every method raises a :class:`~qops.catalog.errors.SourceReadError` subclass when the
+    source cannot be read.
+    """
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def runs_after(self, watermark: int) -> Sequence[TrackedRun]:
+        """Return the runs with an id above ``watermark``, in id order (one query)."""
+        ...
+
+    def metadata_fingerprint(self) -> str:
+        """Return one digest of every run's completion and metadata (one query).
+
+        Discovery compares runs one by one only when it changed.
+        """
+        ...
+
+    def run_fingerprints(self) -> Mapping[int, str]:
+        """Return ``run_id -> digest`` of every run's completion and metadata."""
+        ...
+
+    def run(self, run_id: int) -> SourceRun:
+        """Return run ``run_id`` (its data is read later, through :meth:`SourceRun.dataset`).
+
+        Raises:
+            SourceReadError: No such run, or its stored content cannot be decoded.
+        """
+        ...
 
 
 class SyncBackend:
@@ -37,6 +146,8 @@ class SyncBackend:
         version: The backend's version.
         reads_with: What it reads with, e.g. ``QCoDeS 0.58.0``.
         config_model: The pydantic model of a source's config.
+
+    and implement :meth:`change_stamp` and :meth:`open_reader`.
     """
 
     identifier: ClassVar[str]
@@ -48,6 +159,11 @@ class SyncBackend:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         missing = [name for name in _REQUIRED if not hasattr(cls, name)]
+        missing += [
+            name
+            for name in _REQUIRED_METHODS
+            if getattr(cls, name).__func__ is getattr(SyncBackend, name).__func__
+        ]
         if missing:
             raise BackendDefinitionError(cls.__qualname__, missing)
 
@@ -71,6 +187,29 @@ class SyncBackend:
         except ValidationError as e:
             raise InvalidSourceConfigError(source, validation_problems(e)) from e
 
+    @classmethod
+    def change_stamp(cls, config: BaseModel) -> list[int]:
+        """Return a cheap stamp of the source that changes whenever the source does.
+
+        Called on every discovery before anything is opened: an unchanged stamp means
+        nothing new and nothing changed, so discovery stops there. It must not open the
+        source (e.g. ``stat`` the files only).
+
+        Args:
+            config: The source's config, validated as stored (``stored=True``).
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def open_reader(cls, config: BaseModel, settings: SyncSettings) -> SourceReader:
+        """Return a read-only reader of the source, opened when entered.
+
+        Args:
+            config: The source's config, validated as stored (``stored=True``).
+            settings: The sync settings (e.g. how long a read waits for a writer's lock).
+        """
+        raise NotImplementedError
+
 
 def validation_problems(error: ValidationError) -> list[str]:
     """Return one ``field: message`` line per violation in ``error``."""
@@ -82,6 +221,13 @@ def validation_problems(error: ValidationError) -> list[str]:
 
 def installed_backends() -> dict[str, type[SyncBackend]]:
     """Return the installed backends by identifier (entry-point group ``qops.sync_backends``)."""
+    return dict(_entry_point_backends())
+
+
+@functools.cache
+def _entry_point_backends() -> dict[str, type[SyncBackend]]:
+    # Scanning the installed distributions' entry points takes tens of milliseconds and
+    # every discovery and run sync looks its backend up: the scan is done once per process.
     found: dict[str, type[SyncBackend]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         loaded = entry.load()

@@ -5,6 +5,15 @@ from __future__ import annotations
 from qops.errors import QopsError
 
 
+class SourceReadError(QopsError):
+    """A backend cannot read its source or one of its runs.
+
+    Backends raise subclasses of it (the QCoDeS backend's ``QcodesDatabaseError``) for every
+    read failure, so the sync service records a run-level failure, and retries it after a
+    back-off, without knowing the backend.
+    """
+
+
 class InvalidSourceConfigError(QopsError):
     """A sync source's configuration does not validate.
 

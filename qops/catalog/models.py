@@ -81,7 +81,11 @@ class DatasetRecord(DatasetMetadata):
 
 
 class SyncItem(BaseModel):
-    """Sync state of one run of one source (collection ``sync_items``)."""
+    """Sync state of one run of one source (collection ``sync_items``).
+
+    Unknown stored fields are ignored (pydantic's default), so documents written by older
+    versions (e.g. with the former ``file_complete`` field) still read.
+    """
 
     source: str
     run_id: int
@@ -93,7 +97,6 @@ class SyncItem(BaseModel):
     data_rows: int = 0
     meta_fingerprint: str | None = None
     file_version: int = 0
-    file_complete: bool = False
     dataset_uuid: str | None = None
     last_change_at: datetime | None = None
     created_at: datetime

@@ -53,13 +53,6 @@ class DatasetRepository:
             {"_id": record.uuid}, {"_id": record.uuid, **document}, upsert=True
         )
 
-    def by_source(self, source: str) -> list[DatasetRecord]:
-        """Return the datasets last synced from ``source``."""
-        return [
-            DatasetRecord.model_validate(_strip(d))
-            for d in self.collection.find({"source": source}).sort("collected", ASCENDING)
-        ]
-
 
 class SyncItemRepository:
     """The ``sync_items`` collection: sync state per run, ``_id`` = ``<source>:<run_id>``."""

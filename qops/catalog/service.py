@@ -1,4 +1,7 @@
-"""The sync service: discovers runs of a QCoDeS source and syncs each one into the catalog.
+"""The sync service: discovers runs of a source and syncs each one into the catalog.
+
+It works on any backend (:mod:`qops.catalog.backends`): the source's backend is looked up
+in the registry and the source is read only through the contract's reader.
 
 Discovery is cheap: one query for runs above the source's watermark and one aggregate
 fingerprint over every run's completion flag and metadata; only when that fingerprint
@@ -24,7 +27,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pymongo.database import Database
 
-from qops.catalog.errors import SourceNotFoundError
+from qops.catalog.backends import SourceReader, SourceRun, SyncBackend, get_backend
+from qops.catalog.errors import SourceNotFoundError, SourceReadError
 from qops.catalog.models import (
     DatasetRecord,
     DatasetStatus,
@@ -40,11 +44,6 @@ from qops.catalog.settings import SyncSettings
 from qops.export.hdf5 import ExportError, write_hdf5
 from qops.export.store import FileStore
 from qops.mongo import Document
-from qops.qcodes.backend import QCoDeSBackend, QCoDeSConfigData
-from qops.qcodes.errors import QcodesDatabaseError
-from qops.qcodes.metadata import extract_metadata, parse_snapshot
-from qops.qcodes.reader import QcodesReader, RunInfo, file_stamp
-from qops.qcodes.to_xarray import run_to_xarray
 from qops.timeutil import as_utc, utc_now
 
 logger = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class RunOutcome(BaseModel):
 
 
 class SyncService:
-    """Syncs QCoDeS sources into the catalog.
+    """Syncs sources of any installed backend into the catalog.
 
     Args:
         db: The qops database.
@@ -105,24 +104,27 @@ class SyncService:
         self.datasets.ensure_indexes()
         self.items.ensure_indexes()
 
-    def source(self, name: str) -> tuple[SyncSource, QCoDeSConfigData]:
-        """Return the source and its validated config.
+    def source(self, name: str) -> tuple[SyncSource, type[SyncBackend], BaseModel]:
+        """Return the source, its backend and its validated config.
 
         Raises:
             SourceNotFoundError: No such source.
-            InvalidSourceConfigError: Its config no longer validates (e.g. database gone).
+            UnknownBackendError: Its backend is not installed.
+            InvalidSourceConfigError: Its config no longer validates.
         """
         source = self.sources.get(name)
         if source is None:
             raise SourceNotFoundError(name)
-        # A stored config is not re-checked against the file here: a locked or missing
-        # database must fail the run (recorded, retried), not the lookup of its source.
-        config = QCoDeSBackend.validate_config(name, source.config, stored=True)
-        assert isinstance(config, QCoDeSConfigData)
-        return source, config
+        backend, config = self._config(source)
+        return source, backend, config
 
-    def _reader(self, config: QCoDeSConfigData) -> QcodesReader:
-        return QcodesReader(config.database_path, busy_timeout_s=self.settings.busy_timeout_s)
+    @staticmethod
+    def _config(source: SyncSource) -> tuple[type[SyncBackend], BaseModel]:
+        backend = get_backend(source.backend)
+        # A stored config is not re-checked against the source itself here: a locked or
+        # missing database must fail the run (recorded, retried), not the lookup of its
+        # source.
+        return backend, backend.validate_config(source.name, source.config, stored=True)
 
     # -- discovery -------------------------------------------------------------------
 
@@ -130,20 +132,19 @@ class SyncService:
         """Track new runs and runs whose metadata changed; return the runs due for work.
 
         Raises:
-            QcodesDatabaseError: The database cannot be read at all.
+            SourceReadError: The source cannot be read at all (the backend's subclass).
         """
         found = self.sources.get_with_cursor(name)
         if found is None:
             raise SourceNotFoundError(name)
         source, cursor, due = found
-        # The config was validated when the source was created; reopening the file below
-        # checks it again, so it is not re-validated here (discovery must stay cheap).
-        database_path = Path(str(source.config["database_path"]))
-        stamp = file_stamp(database_path)
+        # Validated as stored: the source itself is checked again when the reader opens it.
+        backend, config = self._config(source)
+        stamp = backend.change_stamp(config)
         if stamp == cursor.file_stamp:
             # Untouched since the last discovery: nothing new, nothing changed.
             return Discovery(source=name, run_ids=due, new=0, changed=0)
-        with QcodesReader(database_path, busy_timeout_s=self.settings.busy_timeout_s) as reader:
+        with backend.open_reader(config, self.settings) as reader:
             new_runs = reader.runs_after(cursor.watermark)
             fingerprint = reader.metadata_fingerprint()
             per_run = reader.run_fingerprints() if fingerprint != cursor.fingerprint else {}
@@ -183,7 +184,7 @@ class SyncService:
             SourceNotFoundError: No such source.
             PyMongoError: MongoDB failed (the caller retries; all writes are idempotent).
         """
-        source, config = self.source(name)
+        source, backend, config = self.source(name)
         now = utc_now()
         item = self.items.get(name, run_id) or SyncItem(
             source=name,
@@ -194,8 +195,8 @@ class SyncService:
             updated_at=now,
         )
         try:
-            return self._sync(source, config, item)
-        except (QcodesDatabaseError, ExportError) as e:
+            return self._sync(source, backend.open_reader(config, self.settings), item)
+        except (SourceReadError, ExportError) as e:
             attempts = item.attempts + 1
             delay = self.settings.backoff_s(attempts)
             failed = item.model_copy(
@@ -219,33 +220,26 @@ class SyncService:
             )
             return RunOutcome(source=name, run_id=run_id, action="failed", error=str(e))
 
-    def _sync(self, source: SyncSource, config: QCoDeSConfigData, item: SyncItem) -> RunOutcome:
+    def _sync(self, source: SyncSource, reader: SourceReader, item: SyncItem) -> RunOutcome:
         now = utc_now()
-        path = str(config.database_path)
-        with self._reader(config) as reader:
-            info = reader.run_info(item.run_id)
-            rows = reader.data_marker(info)
-            fingerprint = reader.run_fingerprint(item.run_id)
-            metadata = extract_metadata(
-                info,
-                parse_snapshot(info, path),
-                database_path=config.database_path,
-                set_up=config.set_up,
-                static_attributes=config.static_attributes,
-            )
-            uuid = dataset_uuid(source.default_scope, info.guid)
+        with reader:
+            run = reader.run(item.run_id)
+            rows = run.rows
+            fingerprint = run.fingerprint
+            metadata = run.metadata
+            uuid = dataset_uuid(source.default_scope, run.guid)
             existing = self.datasets.get(uuid)
             files = list(existing.files) if existing else []
             latest = files[-1] if files else None
             needs_file = (
-                latest is None or latest.rows != rows or latest.complete != info.is_completed
+                latest is None or latest.rows != rows or latest.complete != run.is_completed
             )
             if needs_file:
-                files.append(self._write_file(reader, source, info, rows, len(files) + 1))
+                files.append(self._write_file(run, source, rows, len(files) + 1))
 
         grew = rows != item.data_rows or item.last_change_at is None
         last_change = now if grew else as_utc(item.last_change_at or now)
-        if info.is_completed:
+        if run.is_completed:
             status, state = DatasetStatus.COMPLETE, ItemState.SYNCED
         elif (now - last_change).total_seconds() > self.settings.idle_timeout_s:
             status, state = DatasetStatus.ABANDONED, ItemState.ABANDONED
@@ -256,7 +250,7 @@ class SyncService:
             **metadata.model_dump(exclude={"collected"}),
             collected=_to_mongo_precision(metadata.collected),
             uuid=uuid,
-            alt_uid=info.guid,
+            alt_uid=run.guid,
             scope=source.default_scope,
             source=source.name,
             status=status,
@@ -271,7 +265,7 @@ class SyncService:
         self.items.save(
             item.model_copy(
                 update={
-                    "guid": info.guid,
+                    "guid": run.guid,
                     "state": state,
                     "attempts": 0,
                     "last_error": None,
@@ -306,17 +300,15 @@ class SyncService:
         )
 
     def _write_file(
-        self, reader: QcodesReader, source: SyncSource, info: RunInfo, rows: int, version: int
+        self, run: SourceRun, source: SyncSource, rows: int, version: int
     ) -> FileVersion:
-        data = reader.parameter_data(info, up_to_row=rows)
-        dataset = run_to_xarray(info, data, str(reader.path))
-        del data
-        name = f"{info.guid}.v{version}.h5"
+        dataset = run.dataset(up_to_row=rows)
+        name = f"{run.guid}.v{version}.h5"
         with tempfile.TemporaryDirectory(prefix="qops-sync-") as tmp:
             local = Path(tmp) / name
             facts = write_hdf5(dataset, local)
             del dataset
-            location = self.store.put(local, f"datasets/{source.default_scope}/{info.guid}/{name}")
+            location = self.store.put(local, f"datasets/{source.default_scope}/{run.guid}/{name}")
         return FileVersion(
             name=name,
             version=version,
@@ -324,7 +316,7 @@ class SyncService:
             size=facts.size,
             md5=facts.md5,
             rows=rows,
-            complete=info.is_completed,
+            complete=run.is_completed,
             created=_to_mongo_precision(utc_now()),
         )
 

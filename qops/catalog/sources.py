@@ -78,23 +78,19 @@ class SyncSources:
             )
         except ValidationError as e:
             raise InvalidSourceConfigError(name, validation_problems(e)) from e
-        db = database(settings or MongoSettings())
-        try:
-            repository = SyncSourceRepository(db)
-            existing = repository.get(name)
-            if existing is not None:
-                same = (existing.backend, existing.config, existing.default_scope) == (
-                    source.backend,
-                    source.config,
-                    source.default_scope,
-                )
-                if not same:
-                    raise SourceExistsError(name)
-                source = existing
-            else:
-                repository.save(source)
-        finally:
-            db.client.close()
+        repository = SyncSourceRepository(database(settings or MongoSettings()))
+        existing = repository.get(name)
+        if existing is not None:
+            same = (existing.backend, existing.config, existing.default_scope) == (
+                source.backend,
+                source.config,
+                source.default_scope,
+            )
+            if not same:
+                raise SourceExistsError(name)
+            source = existing
+        else:
+            repository.save(source)
         if mirror is not None:
             mirror.save(source)
         logger.info("sync source %s (%s) registered", name, source.backend)
@@ -103,11 +99,7 @@ class SyncSources:
     @staticmethod
     def list(*, settings: MongoSettings | None = None) -> list[SyncSource]:
         """Return every registered source, by name."""
-        db = database(settings or MongoSettings())
-        try:
-            return SyncSourceRepository(db).list()
-        finally:
-            db.client.close()
+        return SyncSourceRepository(database(settings or MongoSettings())).list()
 
     @staticmethod
     def get(name: str, *, settings: MongoSettings | None = None) -> SyncSource:
@@ -116,11 +108,7 @@ class SyncSources:
         Raises:
             SourceNotFoundError: No such source.
         """
-        db = database(settings or MongoSettings())
-        try:
-            source = SyncSourceRepository(db).get(name)
-        finally:
-            db.client.close()
+        source = SyncSourceRepository(database(settings or MongoSettings())).get(name)
         if source is None:
             raise SourceNotFoundError(name)
         return source
@@ -135,11 +123,8 @@ class SyncSources:
             SourceNotFoundError: No such source.
         """
         db = database(settings or MongoSettings())
-        try:
-            if not SyncSourceRepository(db).delete(name):
-                raise SourceNotFoundError(name)
-            SyncItemRepository(db).delete_source(name)
-        finally:
-            db.client.close()
+        if not SyncSourceRepository(db).delete(name):
+            raise SourceNotFoundError(name)
+        SyncItemRepository(db).delete_source(name)
         if mirror is not None:
             mirror.delete(name)

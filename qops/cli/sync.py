@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from pydantic import JsonValue
 
-from blocks.sync import BlockSourceMirror, file_store
 from qops.catalog.backends import installed_backends
 from qops.catalog.repository import SyncItemRepository
 from qops.catalog.service import SyncService
@@ -18,6 +17,8 @@ from qops.catalog.sources import DEFAULT_SCOPE, SyncSources
 from qops.cli.common import fail
 from qops.config import MongoSettings
 from qops.mongo import database
+from tasks.source_mirror import BlockSourceMirror
+from tasks.storage import file_store
 
 sources_app = typer.Typer(help="Manage sync sources.", no_args_is_help=True)
 backends_app = typer.Typer(help="Installed sync backends.", no_args_is_help=True)
@@ -82,11 +83,7 @@ def backends_list() -> None:
 
 
 def _status(name: str | None) -> None:
-    db = database(MongoSettings())
-    try:
-        items = SyncItemRepository(db).list(name)
-    finally:
-        db.client.close()
+    items = SyncItemRepository(database(MongoSettings())).list(name)
     typer.echo("source\trun_id\tstate\tattempts\tfile_version\tlast_error")
     for item in items:
         typer.echo(
@@ -97,10 +94,11 @@ def _status(name: str | None) -> None:
 
 def _follow(name: str, storage_block: str | None, poll_s: float) -> None:
     settings = MongoSettings()
-    db = database(settings)
     stop = threading.Event()
     try:
-        service = SyncService(db, file_store(storage_block, settings.data_dir), SyncSettings())
+        service = SyncService(
+            database(settings), file_store(storage_block, settings.data_dir), SyncSettings()
+        )
         service.ensure_indexes()
         for outcomes in service.follow(name, stop, poll_s):
             for outcome in outcomes:
@@ -110,8 +108,6 @@ def _follow(name: str, storage_block: str | None, poll_s: float) -> None:
                 )
     except KeyboardInterrupt:
         stop.set()
-    finally:
-        db.client.close()
 
 
 def sync(

@@ -1,17 +1,31 @@
-"""The QCoDeS sync backend: sources are QCoDeS SQLite databases."""
+"""The QCoDeS sync backend: sources are QCoDeS SQLite databases.
+
+It implements the catalog's backend contract (:mod:`qops.catalog.backends`): the change
+stamp is the database files' ``stat``, the reader is a read-only :class:`QcodesReader`, and
+a run's metadata and data come from :mod:`qops.qcodes.metadata` and
+:mod:`qops.qcodes.to_xarray`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import qcodes
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from qops import __version__
 from qops.catalog.backends import STORED, SyncBackend
+from qops.catalog.models import DatasetMetadata
+from qops.catalog.settings import SyncSettings
 from qops.qcodes.errors import QcodesDatabaseError
-from qops.qcodes.reader import QcodesReader
+from qops.qcodes.metadata import extract_metadata, parse_snapshot
+from qops.qcodes.reader import QcodesReader, RunInfo, RunSummary, file_stamp
+from qops.qcodes.to_xarray import run_to_xarray
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 class QCoDeSConfigData(BaseModel):
@@ -49,6 +63,103 @@ class QCoDeSConfigData(BaseModel):
         return path
 
 
+class QcodesRun:
+    """One run of a QCoDeS database as the catalog reads it (a ``SourceRun``).
+
+    Args:
+        reader: The open reader the run was read with; :meth:`dataset` reads through it.
+        info: The run's stored fields.
+        rows: Its data marker (highest result row id).
+        fingerprint: Digest of its completion flag and metadata.
+        metadata: Its catalog metadata.
+    """
+
+    def __init__(
+        self,
+        reader: QcodesReader,
+        info: RunInfo,
+        rows: int,
+        fingerprint: str,
+        metadata: DatasetMetadata,
+    ) -> None:
+        self._reader = reader
+        self.info = info
+        self.rows = rows
+        self.fingerprint = fingerprint
+        self.metadata = metadata
+
+    @property
+    def guid(self) -> str:
+        return self.info.guid
+
+    @property
+    def is_completed(self) -> bool:
+        return self.info.is_completed
+
+    def dataset(self, up_to_row: int) -> xr.Dataset:
+        """Return the run's rows up to ``up_to_row`` as QCoDeS's ``to_xarray_dataset()`` would.
+
+        Raises:
+            QcodesDatabaseError: The data cannot be read or laid out.
+        """
+        data = self._reader.parameter_data(self.info, up_to_row=up_to_row)
+        return run_to_xarray(self.info, data, str(self._reader.path))
+
+
+class QcodesSourceReader:
+    """A read-only view of a QCoDeS source for the catalog (a ``SourceReader``).
+
+    Args:
+        config: The source's config.
+        busy_timeout_s: How long a statement waits for a writer's lock before failing.
+    """
+
+    def __init__(self, config: QCoDeSConfigData, busy_timeout_s: float) -> None:
+        self.config = config
+        self.reader = QcodesReader(config.database_path, busy_timeout_s=busy_timeout_s)
+
+    def __enter__(self) -> Self:
+        self.reader.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.reader.close()
+
+    def runs_after(self, watermark: int) -> list[RunSummary]:
+        return self.reader.runs_after(watermark)
+
+    def metadata_fingerprint(self) -> str:
+        return self.reader.metadata_fingerprint()
+
+    def run_fingerprints(self) -> dict[int, str]:
+        return self.reader.run_fingerprints()
+
+    def run(self, run_id: int) -> QcodesRun:
+        """Return run ``run_id``: its fields, data marker, fingerprint and metadata.
+
+        Raises:
+            RunNotFoundError: No such run.
+            RunReadError: Its snapshot or description cannot be decoded.
+        """
+        config = self.config
+        info = self.reader.run_info(run_id)
+        rows = self.reader.data_marker(info)
+        fingerprint = self.reader.run_fingerprint(run_id)
+        metadata = extract_metadata(
+            info,
+            parse_snapshot(info, str(config.database_path)),
+            database_path=config.database_path,
+            set_up=config.set_up,
+            static_attributes=config.static_attributes,
+        )
+        return QcodesRun(self.reader, info, rows, fingerprint, metadata)
+
+
 class QCoDeSBackend(SyncBackend):
     """Syncs every run of a QCoDeS database (read-only, schema versions 8 and 9)."""
 
@@ -57,3 +168,18 @@ class QCoDeSBackend(SyncBackend):
     version: ClassVar[str] = __version__
     reads_with: ClassVar[str] = f"QCoDeS {qcodes.__version__}"
     config_model: ClassVar[type[BaseModel]] = QCoDeSConfigData
+
+    @classmethod
+    def change_stamp(cls, config: BaseModel) -> list[int]:
+        """Return inode, size and times of the ``.db`` and ``-wal`` files (no open)."""
+        return file_stamp(_config(config).database_path)
+
+    @classmethod
+    def open_reader(cls, config: BaseModel, settings: SyncSettings) -> QcodesSourceReader:
+        return QcodesSourceReader(_config(config), busy_timeout_s=settings.busy_timeout_s)
+
+
+def _config(config: BaseModel) -> QCoDeSConfigData:
+    if not isinstance(config, QCoDeSConfigData):
+        raise TypeError(f"expected a QCoDeSConfigData, got {type(config).__name__}")
+    return config

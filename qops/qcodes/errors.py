@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from qops.catalog.errors import SourceReadError
 from qops.errors import QopsError
 
 
-class QcodesDatabaseError(QopsError):
+class QcodesDatabaseError(SourceReadError):
     """A QCoDeS database cannot be read.
 
     Args:

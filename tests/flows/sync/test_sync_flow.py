@@ -13,7 +13,7 @@ from flows.sync_qcodes import sync_qcodes
 from qops.cli.main import build_app
 from qops.config import MongoSettings
 from qops.mongo import Document
-from tests.unit.sync.qcodes_dbs import create_db, run_1d, run_2d, sha256
+from tests.unit.qcodes.qcodes_dbs import create_db, run_1d, run_2d, sha256
 
 
 def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(

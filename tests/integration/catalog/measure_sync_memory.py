@@ -1,6 +1,6 @@
 """Run in a fresh process: sync one run of a source and print the peak memory it took.
 
-Usage: python -m tests.integration.sync.measure_sync_memory SOURCE RUN_ID FILES_DIR
+Usage: python -m tests.integration.catalog.measure_sync_memory SOURCE RUN_ID FILES_DIR
 Prints JSON: ``{"action": ..., "peak_bytes": ...}`` where ``peak_bytes`` is the rise of
 the process's peak resident set size over its resident size just before the sync.
 """
@@ -50,7 +50,6 @@ def main() -> None:
     before = _rss_bytes()
     outcome = service.sync_run(source, run_id)
     peak = _peak_rss_bytes()
-    db.client.close()
     print(
         json.dumps({"action": outcome.action, "error": outcome.error, "peak_bytes": peak - before})
     )

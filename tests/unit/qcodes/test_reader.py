@@ -22,7 +22,7 @@ from qops.qcodes.errors import (
 )
 from qops.qcodes.reader import QcodesReader
 from qops.qcodes.to_xarray import run_to_xarray
-from tests.unit.sync.qcodes_dbs import RUN_KINDS, create_db, sha256
+from tests.unit.qcodes.qcodes_dbs import RUN_KINDS, create_db, sha256
 
 
 def assert_equals_qcodes(mine: xr.Dataset, expected: xr.Dataset) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 
 from qops.catalog.backends import SyncBackend, get_backend, installed_backends
 from qops.catalog.errors import BackendDefinitionError, UnknownBackendError
@@ -25,3 +26,14 @@ def test_sync_backend_subclass_missing_contract_fails_at_class_creation() -> Non
             identifier = "x"
             display_name = "X"
             version = "1"
+
+
+def test_sync_backend_subclass_without_reader_fails_at_class_creation() -> None:
+    with pytest.raises(BackendDefinitionError, match="does not declare change_stamp, open_reader"):
+
+        class NoReader(SyncBackend):
+            identifier = "x"
+            display_name = "X"
+            version = "1"
+            reads_with = "nothing"
+            config_model = BaseModel

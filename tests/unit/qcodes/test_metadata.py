@@ -14,7 +14,7 @@ from qcodes.instrument_drivers.mock_instruments import DummyInstrument
 from qops.qcodes.metadata import extract_metadata, parse_snapshot, ranking_of
 from qops.qcodes.reader import QcodesReader
 from qops.qcodes_metadata import QHMetaData
-from tests.unit.sync.qcodes_dbs import create_db
+from tests.unit.qcodes.qcodes_dbs import create_db
 
 
 @pytest.fixture(autouse=True)

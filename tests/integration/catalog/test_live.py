@@ -16,8 +16,8 @@ from qops.config import MongoSettings
 from qops.export.hdf5 import read_hdf5, write_hdf5
 from qops.export.store import LocalDirStore
 from qops.mongo import Document
-from tests.unit.sync.qcodes_dbs import create_db, sha256
-from tests.unit.sync.test_reader import assert_equals_qcodes
+from tests.unit.qcodes.qcodes_dbs import create_db, sha256
+from tests.unit.qcodes.test_reader import assert_equals_qcodes
 
 
 def _lab_files(db: Path) -> dict[str, str]:

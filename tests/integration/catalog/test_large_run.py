@@ -18,7 +18,7 @@ from qops.catalog.sources import SyncSources
 from qops.config import MongoSettings
 from qops.export.hdf5 import read_hdf5
 from qops.mongo import Document
-from tests.unit.sync.qcodes_dbs import create_db
+from tests.unit.qcodes.qcodes_dbs import create_db
 
 NX, NY = 2_500, 2_000
 POINTS = NX * NY  # x, y and z per point: 15 M float64 values
@@ -69,7 +69,7 @@ def test_sync_run_fifteen_million_values_peak_memory_below_three_times_raw(
         [
             sys.executable,
             "-m",
-            "tests.integration.sync.measure_sync_memory",
+            "tests.integration.catalog.measure_sync_memory",
             "big",
             str(run_id),
             str(tmp_path / "files"),

@@ -25,7 +25,7 @@ from qops.export.hdf5 import read_hdf5
 from qops.export.store import LocalDirStore
 from qops.mongo import Document
 from qops.qcodes.instrument import QHMetaData
-from tests.unit.sync.qcodes_dbs import create_db, run_1d, run_2d, run_empty, sha256
+from tests.unit.qcodes.qcodes_dbs import create_db, run_1d, run_2d, run_empty, sha256
 
 
 def _service(db: Database[Document], tmp_path: Path, **settings: float) -> SyncService:

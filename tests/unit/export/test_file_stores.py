@@ -8,9 +8,9 @@ import fsspec
 import pytest
 from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 
-from blocks.sync import FilesystemBlockStore
 from qops.export.hdf5 import ExportError
 from qops.export.store import LocalDirStore
+from tasks.storage import FilesystemBlockStore
 
 
 def test_filesystem_block_store_local_copies_under_basepath(tmp_path: Path) -> None:
