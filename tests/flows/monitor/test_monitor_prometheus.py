@@ -102,7 +102,7 @@ def test_prometheus_scrapes_qops_monitor_and_answers_t1_query(
 
         wait_for(answered, timeout_s=40, what='Prometheus to answer qi_t1{qubit="q0"}')
         sample = found[0][0]
-        assert sample["metric"] == {  # type: ignore[comparison-overlap]
+        assert sample["metric"] == {
             "__name__": "qi_t1",
             "qubit": "q0",
             "instance": f"127.0.0.1:{metrics_port}",
@@ -111,7 +111,14 @@ def test_prometheus_scrapes_qops_monitor_and_answers_t1_query(
         value = sample["value"]
         assert isinstance(value, list)
         assert float(value[1]) == 0.995
-        assert query(prometheus_port, "qi_up")[0]["value"][1] == "1"  # type: ignore[index]
+
+        # qi_up is 0 for a moment whenever three 0.2 s heartbeats in a row arrive late (a
+        # loaded machine); what matters is that Prometheus reports the backend up.
+        def up() -> bool:
+            answer = query(prometheus_port, "qi_up")
+            return bool(answer) and answer[0]["value"][1] == "1"  # type: ignore[index]
+
+        wait_for(up, timeout_s=20, what="Prometheus to answer qi_up 1")
     finally:
         monitor.send_signal(signal.SIGTERM)
         try:
