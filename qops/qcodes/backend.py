@@ -161,7 +161,7 @@ class QcodesSourceReader:
 
 
 class QCoDeSBackend(SyncBackend):
-    """Syncs every run of a QCoDeS database (read-only, schema versions 8 and 9)."""
+    """Syncs every run of a QCoDeS database (read-only, schema versions 2 to 9, never upgraded)."""
 
     identifier: ClassVar[str] = "qcodes"
     display_name: ClassVar[str] = "QCoDeS SQLite database"

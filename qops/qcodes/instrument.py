@@ -35,18 +35,18 @@ class QHMetaData(Instrument):
         self,
         name: str,
         static_tags: Iterable[str] | None = None,
-        static_attributes: Mapping[str, str] | None = None,
+        static_attributes: Mapping[str, object] | None = None,
         **kwargs: Any,
     ) -> None:
         if name != QH_META_NAME:
             raise QHMetaDataNameError(name)
         super().__init__(name, **kwargs)
         self._static_tags: set[str] = {str(t) for t in static_tags or ()}
-        self._static_attributes: dict[str, str] = {
-            str(k): str(v) for k, v in (static_attributes or {}).items()
+        self._static_attributes: dict[str, object] = {
+            str(k): v for k, v in (static_attributes or {}).items()
         }
         self._tags: set[str] = set()
-        self._attributes: dict[str, str] = {}
+        self._attributes: dict[str, object] = {}
         self.add_parameter(
             "tags",
             label="Tags",
@@ -81,9 +81,14 @@ class QHMetaData(Instrument):
         self._tags.update(str(t) for t in tags)
         self._refresh()
 
-    def add_attributes(self, attributes: Mapping[str, str]) -> None:
-        """Add or replace dynamic attributes."""
-        self._attributes.update({str(k): str(v) for k, v in attributes.items()})
+    def add_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Add or replace dynamic attributes.
+
+        Values are kept as they are (text, numbers, a parameter's ``snapshot()``), so the
+        snapshot records them as values; the sync stores text as it is, a parameter's
+        snapshot as its value with unit and anything else as JSON text.
+        """
+        self._attributes.update({str(k): v for k, v in attributes.items()})
         self._refresh()
 
     def get_idn(self) -> dict[str, str | None]:

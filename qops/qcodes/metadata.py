@@ -9,7 +9,8 @@ Mapping (see the catalog's ``datasets`` collection):
   took part in the measurement, ``qh_meta`` tags (deduplicated, sorted);
 - ``attributes``: settings of the instruments that took part (``instrument.parameter`` =
   value with unit), sample name, ``set-up``, the source's static attributes, then the
-  ``qh_meta`` attributes (which override the source's);
+  ``qh_meta`` attributes (which override the source's; each stored as its value: a
+  parameter's snapshot as its value with unit, other non-text values as JSON text);
 - ``ranking``: ``inspectr_tag`` metadata, ``star`` +1, ``cross`` -1, else 0.
 """
 
@@ -98,6 +99,22 @@ def _participating(instruments: Mapping[str, Any], names: set[str]) -> list[str]
     return taking_part
 
 
+def _meta_text(value: object) -> str | None:
+    """Return a ``qh_meta`` tag or attribute value as text (None: no value).
+
+    Text stays as it is; a parameter's snapshot (a dict with ``value``, as the eTiKeT
+    metadata manager records a parameter) is its value with its unit, like an instrument
+    setting; any other value is its JSON text.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "value" in value:
+        return None if value["value"] is None else _format_value(value)
+    return json.dumps(value, default=str)
+
+
 def _qh_meta(instruments: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
     meta = instruments.get(QH_META_NAME)
     if not isinstance(meta, dict):
@@ -107,12 +124,15 @@ def _qh_meta(instruments: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]
         return [], {}
     tags_value = (parameters.get("tags") or {}).get("value") or []
     attributes_value = (parameters.get("attributes") or {}).get("value") or {}
-    tags = [str(t) for t in tags_value] if isinstance(tags_value, list) else []
-    attributes = (
-        {str(k): str(v) for k, v in attributes_value.items()}
-        if isinstance(attributes_value, dict)
-        else {}
-    )
+    if isinstance(tags_value, str):
+        tags_value = [tags_value]
+    tags = [t for t in map(_meta_text, tags_value) if t] if isinstance(tags_value, list) else []
+    attributes: dict[str, str] = {}
+    if isinstance(attributes_value, dict):
+        for key, value in attributes_value.items():
+            text = _meta_text(value)
+            if text is not None:
+                attributes[str(key)] = text
     return tags, attributes
 
 

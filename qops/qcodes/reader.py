@@ -4,7 +4,9 @@ The reader never modifies the file: it opens it with a ``file:...?mode=ro`` URI,
 no PRAGMA that writes (only ``user_version`` and ``table_info`` are read), never runs
 QCoDeS's schema upgrades and never touches QCoDeS's global configuration. QCoDeS's own
 loaders upgrade older databases in place, so the tables are read here, by column name,
-for each supported schema version.
+for each supported schema version (2 to 9); what an older version lacks is derived the
+way QCoDeS's upgrade would derive it (see :data:`RUN_COLUMNS`), so an old file reads as
+its upgraded copy would.
 
 Reads are short: every statement is its own read transaction (autocommit), and a run's
 data is fetched in windows of row ids, so a measurement writing to the same file is never
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import sqlite3
 import urllib.parse
@@ -51,7 +54,7 @@ logger = logging.getLogger(__name__)
 ParameterData = dict[str, dict[str, npt.NDArray[Any]]]
 """Data of a run as QCoDeS's ``get_parameter_data`` returns it: dependent -> name -> array."""
 
-_RUN_COLUMNS_V8 = (
+_RUN_COLUMNS_V2 = (
     "run_id",
     "exp_id",
     "name",
@@ -62,21 +65,40 @@ _RUN_COLUMNS_V8 = (
     "is_completed",
     "parameters",
     "guid",
-    "run_description",
-    "snapshot",
-    "captured_run_id",
-    "captured_counter",
-    "parent_datasets",
 )
+_RUN_COLUMNS_V3 = (*_RUN_COLUMNS_V2, "run_description")
+_RUN_COLUMNS_V5 = (*_RUN_COLUMNS_V3, "snapshot")
+_RUN_COLUMNS_V7 = (*_RUN_COLUMNS_V5, "captured_run_id", "captured_counter")
+_RUN_COLUMNS_V8 = (*_RUN_COLUMNS_V7, "parent_datasets")
 RUN_COLUMNS: dict[int, tuple[str, ...]] = {
-    # Version 9 only added an index on runs.captured_run_id: same columns as version 8.
+    # What each QCoDeS upgrade (qcodes.dataset.sqlite.db_upgrades) changed, read the other
+    # way round so that an old file is read as its upgraded copy would be:
+    # 2 -> 3 added run_description, built from the layouts and dependencies tables;
+    # 3 -> 4 rebuilt it from those tables (3 stored wrong inferred_from lists);
+    2: _RUN_COLUMNS_V2,
+    3: _RUN_COLUMNS_V3,
+    # 4 -> 5 added snapshot, which version 4 created only once a run stored one;
+    4: _RUN_COLUMNS_V3,
+    # 5 -> 6 added the "version" key to run_description (no column change);
+    5: _RUN_COLUMNS_V5,
+    6: _RUN_COLUMNS_V5,
+    # 6 -> 7 added captured_run_id and captured_counter (= run_id and result_counter);
+    7: _RUN_COLUMNS_V7,
+    # 7 -> 8 added parent_datasets; 8 -> 9 only added an index on captured_run_id.
     8: _RUN_COLUMNS_V8,
     9: _RUN_COLUMNS_V8,
 }
-"""The standard columns of the ``runs`` table per supported schema version; any other
-column of ``runs`` holds run metadata (``add_metadata``), e.g. ``inspectr_tag``."""
+"""The columns of the ``runs`` table that each supported schema version must have."""
+
+STANDARD_RUN_COLUMNS = frozenset(RUN_COLUMNS[9])
+"""Columns of ``runs`` that QCoDeS owns at any version; any other column holds run
+metadata (``add_metadata``), e.g. ``inspectr_tag``."""
 
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = tuple(sorted(RUN_COLUMNS))
+_LAYOUT_DESCRIPTION_VERSIONS = frozenset({2, 3})
+"""Versions whose run description is rebuilt from the layouts and dependencies tables."""
+_UNVERSIONED_DESCRIPTION_VERSIONS = frozenset({4, 5})
+"""Versions whose stored run description lacks the top-level ``version`` key."""
 _REQUIRED_TABLES = ("experiments", "runs", "layouts", "dependencies")
 _EXPERIMENT_COLUMNS = ("exp_id", "name", "sample_name")
 _WINDOW_ROWS = 65_536
@@ -171,6 +193,7 @@ class QcodesReader:
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self.schema_version = 0
+        self._run_columns: tuple[str, ...] = ()
 
     # -- connection ------------------------------------------------------------------
 
@@ -262,6 +285,7 @@ class QcodesReader:
             self.schema_version = version
             columns = set(self._columns("runs"))
             missing = [f"runs.{c}" for c in RUN_COLUMNS[version] if c not in columns]
+            self._run_columns = tuple(c for c in RUN_COLUMNS[9] if c in columns)
             exp_columns = set(self._columns("experiments"))
             missing += [f"experiments.{c}" for c in _EXPERIMENT_COLUMNS if c not in exp_columns]
             if missing:
@@ -272,9 +296,8 @@ class QcodesReader:
 
     def metadata_columns(self) -> list[str]:
         """Return the metadata columns of ``runs`` (QCoDeS adds them as metadata is set)."""
-        standard = set(RUN_COLUMNS[self.schema_version])
         with self._guard("reading the runs columns"):
-            return [c for c in self._columns("runs") if c not in standard]
+            return [c for c in self._columns("runs") if c not in STANDARD_RUN_COLUMNS]
 
     # -- discovery -------------------------------------------------------------------
 
@@ -300,7 +323,9 @@ class QcodesReader:
         return [RunSummary(run_id=r[0], guid=str(r[1]), is_completed=bool(r[2])) for r in rows]
 
     def _fingerprint_expression(self) -> str:
-        parts = ["ifnull(is_completed, '')", "length(ifnull(snapshot, ''))"]
+        parts = ["ifnull(is_completed, '')"]
+        if "snapshot" in self._run_columns:
+            parts.append("length(ifnull(snapshot, ''))")
         parts += [f"quote({_quote_ident(c)})" for c in self.metadata_columns()]
         return " || '|' || ".join(parts)
 
@@ -339,11 +364,15 @@ class QcodesReader:
     def run_info(self, run_id: int) -> RunInfo:
         """Return everything stored about run ``run_id`` except its data.
 
+        Fields an older schema version lacks are derived as QCoDeS's upgrade would
+        derive them (see :data:`RUN_COLUMNS`).
+
         Raises:
             RunNotFoundError: No such run.
+            RunReadError: Versions 2 and 3: its layouts cannot make a run description.
         """
         meta_columns = self.metadata_columns()
-        wanted = [*RUN_COLUMNS[self.schema_version], *meta_columns]
+        wanted = [*self._run_columns, *meta_columns]
         sql = (
             "SELECT "
             + ", ".join(f"r.{_quote_ident(c)}" for c in wanted)
@@ -356,6 +385,9 @@ class QcodesReader:
             raise RunNotFoundError(str(self.path), run_id)
         values = dict(zip(wanted, row, strict=False))
         metadata = {c: values[c] for c in meta_columns if values[c] is not None}
+        # Columns an older schema version lacks get what QCoDeS's upgrade would store.
+        captured_run_id = values.get("captured_run_id", values["run_id"])
+        captured_counter = values.get("captured_counter", values["result_counter"])
         return RunInfo(
             run_id=int(values["run_id"]),
             exp_id=int(values["exp_id"]),
@@ -365,17 +397,98 @@ class QcodesReader:
             run_timestamp_raw=values["run_timestamp"],
             completed_timestamp_raw=values["completed_timestamp"],
             is_completed=bool(values["is_completed"]),
-            run_description=str(values["run_description"] or ""),
-            snapshot_raw=values["snapshot"],
-            captured_run_id=int(values["captured_run_id"] or values["run_id"]),
-            captured_counter=int(values["captured_counter"] or values["result_counter"] or 0),
-            parent_datasets=values["parent_datasets"],
+            run_description=self._run_description(values),
+            snapshot_raw=values.get("snapshot"),
+            captured_run_id=int(captured_run_id or values["run_id"]),
+            captured_counter=int(captured_counter or values["result_counter"] or 0),
+            parent_datasets=values.get("parent_datasets"),
             metadata={
                 k: v if isinstance(v, (str, int, float)) else repr(v) for k, v in metadata.items()
             },
             exp_name=str(row[-2] or ""),
             sample_name=str(row[-1] or ""),
         )
+
+    def _run_description(self, values: dict[str, Any]) -> str:
+        """Return the run description as QCoDeS stores it at version 9 (JSON text)."""
+        run_id = int(values["run_id"])
+        if self.schema_version in _LAYOUT_DESCRIPTION_VERSIONS:
+            return self._description_from_layouts(run_id, str(values["result_table_name"]))
+        raw = values.get("run_description")
+        if self.schema_version in _UNVERSIONED_DESCRIPTION_VERSIONS:
+            return _versioned_description(raw)
+        return str(raw or "")
+
+    def _description_from_layouts(self, run_id: int, result_table: str) -> str:
+        """Build a run description from the ``layouts`` and ``dependencies`` tables.
+
+        The same description QCoDeS's 2 -> 3 -> 4 upgrade stores: one parameter spec per
+        layout of the run, typed by its results-table column, ``depends_on`` in axis order,
+        ``inferred_from`` split on ", "; independents first, then dependents, then the rest.
+
+        Raises:
+            RunReadError: A layout names a column its results table lacks, or a dependency
+                points to a layout of another run.
+        """
+        path = str(self.path)
+        with self._guard(f"reading the layouts of run {run_id}"):
+            layouts = self.conn.execute(
+                "SELECT layout_id, parameter, label, unit, inferred_from FROM layouts"
+                " WHERE run_id = ? ORDER BY layout_id",
+                (run_id,),
+            ).fetchall()
+            links = self.conn.execute(
+                "SELECT d.dependent, d.independent FROM dependencies AS d"
+                " JOIN layouts AS l ON l.layout_id = d.dependent WHERE l.run_id = ?"
+                " ORDER BY d.rowid",
+                (run_id,),
+            ).fetchall()
+            types = (
+                {
+                    str(r[1]): str(r[2])
+                    for r in self.conn.execute(f"PRAGMA table_info({_quote_ident(result_table)})")
+                }
+                if layouts
+                else {}
+            )
+        names = {int(r[0]): str(r[1]) for r in layouts}
+        depends_on: dict[int, list[str]] = {}
+        independents: list[int] = []
+        for dependent, independent in links:
+            if int(independent) not in names:
+                raise RunReadError(
+                    path,
+                    run_id,
+                    "dependencies",
+                    f"layout {dependent} depends on layout {independent}, not one of this run's",
+                )
+            depends_on.setdefault(int(dependent), []).append(names[int(independent)])
+            if int(independent) not in independents:
+                independents.append(int(independent))
+        order = [*independents, *(d for d in depends_on if d not in independents)]
+        order += [i for i in names if i not in order]
+        by_id = {int(r[0]): r for r in layouts}
+        specs = []
+        for layout_id in order:
+            _, name, label, unit, inferred = by_id[layout_id]
+            if str(name) not in types:
+                raise RunReadError(
+                    path,
+                    run_id,
+                    "layouts",
+                    f"parameter {name!r} has no column in results table {result_table!r}",
+                )
+            specs.append(
+                {
+                    "name": str(name),
+                    "paramtype": types[str(name)],
+                    "label": str(label or ""),
+                    "unit": str(unit or ""),
+                    "inferred_from": str(inferred).split(", ") if inferred else [],
+                    "depends_on": depends_on.get(layout_id, []),
+                }
+            )
+        return json.dumps({"version": 0, "interdependencies": {"paramspecs": specs}})
 
     def data_marker(self, info: RunInfo) -> int:
         """Return the highest row id of the run's results table (0 when it has no rows).
@@ -495,6 +608,27 @@ class QcodesReader:
             )
             for spec, column in zip(specs, columns, strict=True)
         }
+
+
+def _versioned_description(raw: object) -> str:
+    """Add the ``version`` key that QCoDeS's 5 -> 6 upgrade adds to a stored description.
+
+    A missing description becomes an empty one, as in that upgrade. A description whose
+    interdependencies already use the newer ``parameters`` layout (written by some QCoDeS
+    releases at schema version 4) is marked as description version 1, which is its format;
+    QCoDeS's own upgrade fails on it.
+    """
+    if raw is None:
+        return json.dumps({"version": 0, "interdependencies": {"paramspecs": []}})
+    try:
+        parsed = json.loads(str(raw))
+    except json.JSONDecodeError:
+        return str(raw)  # reported by RunInfo.describer with the decoder's message
+    if not isinstance(parsed, dict) or "version" in parsed:
+        return str(raw)
+    interdeps = parsed.get("interdependencies")
+    version = 1 if isinstance(interdeps, dict) and "parameters" in interdeps else 0
+    return json.dumps({"version": version, **parsed})
 
 
 def _reshape(

@@ -1,4 +1,5 @@
-"""The read-only reader: QCoDeS-equal data for every kind of run, at schema versions 8 and 9."""
+"""The read-only reader: QCoDeS-equal data for every kind of run, at schema versions 8 and 9
+(older versions: ``test_schema_versions.py``)."""
 
 from __future__ import annotations
 
@@ -115,12 +116,14 @@ def test_reader_sqlite_without_qcodes_tables_names_missing_tables(tmp_path: Path
         QcodesReader(path).open()
 
 
-def test_reader_unsupported_version_names_version_and_leaves_file(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    conn, _ = create_db(path, 7)
+def test_reader_newer_version_names_version_and_leaves_file(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    conn, _ = create_db(path)
     conn.close()
+    with sqlite3.connect(path) as writer:  # as a future QCoDeS would mark its schema
+        writer.execute("PRAGMA user_version = 10")
     before = sha256(path)
-    with pytest.raises(UnsupportedSchemaVersionError, match="schema version 7 is not supported"):
+    with pytest.raises(UnsupportedSchemaVersionError, match="schema version 10 is not supported"):
         QcodesReader(path).open()
     assert sha256(path) == before
 
