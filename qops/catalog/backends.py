@@ -201,6 +201,19 @@ class SyncBackend:
         raise NotImplementedError
 
     @classmethod
+    def location(cls, config: BaseModel) -> str | None:
+        """Return what the source reads (e.g. a resolved file path), or ``None`` if unknown.
+
+        Two sources with the same location would overwrite each other's datasets, so
+        :meth:`~qops.catalog.sources.SyncSources.create` refuses the second one. The
+        default (``None``) opts out of that check.
+
+        Args:
+            config: The source's config, validated as stored (``stored=True``).
+        """
+        return None
+
+    @classmethod
     def open_reader(cls, config: BaseModel, settings: SyncSettings) -> SourceReader:
         """Return a read-only reader of the source, opened when entered.
 

@@ -175,6 +175,11 @@ class QCoDeSBackend(SyncBackend):
         return file_stamp(_config(config).database_path)
 
     @classmethod
+    def location(cls, config: BaseModel) -> str:
+        """Return the resolved path of the ``.db`` file (symlinks followed)."""
+        return str(_config(config).database_path.expanduser().resolve())
+
+    @classmethod
     def open_reader(cls, config: BaseModel, settings: SyncSettings) -> QcodesSourceReader:
         return QcodesSourceReader(_config(config), busy_timeout_s=settings.busy_timeout_s)
 
