@@ -128,6 +128,13 @@ class SourceReader(Protocol):
         """Return ``run_id -> digest`` of every run's completion and metadata."""
         ...
 
+    def data_markers(self, run_ids: Sequence[int]) -> Mapping[int, int]:
+        """Return ``run_id -> data marker`` of the given runs that exist (cheap: no data read).
+
+        Discovery calls it for abandoned runs only, to notice a writer that resumed.
+        """
+        ...
+
     def run(self, run_id: int) -> SourceRun:
         """Return run ``run_id`` (its data is read later, through :meth:`SourceRun.dataset`).
 

@@ -146,6 +146,17 @@ class SyncSourceRepository:
 
         Due runs are those marked open (see :meth:`mark_open`) whose retry time has come.
         """
+        found = self.get_for_discovery(name)
+        return None if found is None else found[:3]
+
+    def get_for_discovery(
+        self, name: str
+    ) -> tuple[SyncSource, DiscoveryCursor, list[int], dict[int, int]] | None:
+        """Return :meth:`get_with_cursor`'s values and the abandoned runs' data markers.
+
+        The abandoned runs (``run_id -> data marker synced``, see :meth:`mark_settled`) are
+        the settled runs that may still grow: discovery compares their markers.
+        """
         document = self.collection.find_one({"_id": name})
         if document is None:
             return None
@@ -156,10 +167,12 @@ class SyncSourceRepository:
         due = sorted(
             int(r) for r, retry_at in open_runs.items() if retry_at is None or retry_at <= now
         )
+        abandoned: dict[str, int] = document.get("abandoned_runs") or {}
         return (
             SyncSource.model_validate(fields),
             DiscoveryCursor.model_validate(cursor) if cursor else DiscoveryCursor(),
             due,
+            {int(r): int(rows) for r, rows in abandoned.items()},
         )
 
     # The open-run markers let discovery find the runs that need work without querying
@@ -173,13 +186,33 @@ class SyncSourceRepository:
     ) -> None:
         """Mark runs as needing work, from ``retry_at`` on (``None``: now)."""
         value = None if retry_at is None else retry_at.timestamp()
-        fields = {f"open_runs.{run_id}": value for run_id in run_ids}
+        ids = list(run_ids)
+        fields = {f"open_runs.{run_id}": value for run_id in ids}
         if fields:
-            self.collection.update_one({"_id": name}, {"$set": fields})
+            self.collection.update_one(
+                {"_id": name},
+                {"$set": fields, "$unset": {f"abandoned_runs.{run_id}": "" for run_id in ids}},
+            )
 
     def mark_closed(self, name: str, run_id: int) -> None:
         """Remove the run's open marker."""
-        self.collection.update_one({"_id": name}, {"$unset": {f"open_runs.{run_id}": ""}})
+        self.mark_settled(name, run_id, abandoned_rows=None)
+
+    def mark_settled(self, name: str, run_id: int, abandoned_rows: int | None) -> None:
+        """Remove the run's open marker; remember an abandoned run's data marker.
+
+        Args:
+            name: The source.
+            run_id: The run, now synced (``abandoned_rows=None``) or abandoned.
+            abandoned_rows: The data marker an abandoned run was synced up to: discovery
+                sends it back to work when its marker grows (the writer resumed).
+        """
+        update: dict[str, Any] = {"$unset": {f"open_runs.{run_id}": ""}}
+        if abandoned_rows is None:
+            update["$unset"][f"abandoned_runs.{run_id}"] = ""
+        else:
+            update["$set"] = {f"abandoned_runs.{run_id}": abandoned_rows}
+        self.collection.update_one({"_id": name}, update)
 
     def save(self, source: SyncSource) -> None:
         """Insert or replace the source's definition, keeping its discovery cursor."""

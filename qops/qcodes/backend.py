@@ -8,6 +8,7 @@ a run's metadata and data come from :mod:`qops.qcodes.metadata` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
@@ -138,6 +139,9 @@ class QcodesSourceReader:
 
     def run_fingerprints(self) -> dict[int, str]:
         return self.reader.run_fingerprints()
+
+    def data_markers(self, run_ids: Sequence[int]) -> dict[int, int]:
+        return self.reader.data_markers(run_ids)
 
     def run(self, run_id: int) -> QcodesRun:
         """Return run ``run_id``: its fields, data marker, fingerprint and metadata.

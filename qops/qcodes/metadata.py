@@ -9,6 +9,7 @@ Mapping (see the catalog's ``datasets`` collection):
   took part in the measurement, ``qh_meta`` tags (deduplicated, sorted);
 - ``attributes``: settings of the instruments that took part (``instrument.parameter`` =
   value with unit), sample name, ``set-up``, the source's static attributes, then the
+  run metadata (``add_metadata`` keys but ``inspectr_tag``, values as text), then the
   ``qh_meta`` attributes (which override the source's);
 - ``ranking``: ``inspectr_tag`` metadata, ``star`` +1, ``cross`` -1, else 0.
 """
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 QH_META_NAME = "qh_meta"
 """Name of the :class:`~qops.qcodes.instrument.QHMetaData` instrument in the station."""
+RANKING_KEY = "inspectr_tag"
+"""Run metadata key of the star/cross mark (the dataset's ``ranking``)."""
 
 
 def parse_snapshot(info: RunInfo, path: str) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def _qh_meta(instruments: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]
 
 def ranking_of(metadata: Mapping[str, object]) -> int:
     """Return +1 for an ``inspectr_tag`` of ``star``, -1 for ``cross``, else 0."""
-    tag = str(metadata.get("inspectr_tag", "")).strip().lower()
+    tag = str(metadata.get(RANKING_KEY, "")).strip().lower()
     return {"star": 1, "cross": -1}.get(tag, 0)
 
 
@@ -165,6 +168,11 @@ def extract_metadata(
         attributes["sample"] = info.sample_name
     attributes["set-up"] = set_up
     attributes.update(static_attributes)
+    # Run metadata (``add_metadata``, also the file's attributes); the star/cross tag is
+    # the ranking.
+    attributes.update(
+        {key: str(value) for key, value in info.metadata.items() if key != RANKING_KEY}
+    )
     attributes.update(meta_attributes)
 
     collected = (
