@@ -59,6 +59,14 @@ class FileVersion(BaseModel):
         default=None,
         description="The run's metadata fingerprint when the file was written (None: unknown).",
     )
+    payload: int = Field(
+        default=0, ge=0, description="Bytes of the data arrays in the file (0: unknown)."
+    )
+    written: int = Field(
+        default=0,
+        ge=0,
+        description="Bytes written for the run's files so far, this one included (0: unknown).",
+    )
 
 
 class DatasetMetadata(BaseModel):

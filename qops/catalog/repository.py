@@ -112,6 +112,13 @@ class SyncItemRepository:
             int(d["run_id"]): (ItemState(d["state"]), d.get("meta_fingerprint")) for d in cursor
         }
 
+    def abandoned(self, source: str) -> dict[int, int]:
+        """Return ``run_id -> data_rows`` of the abandoned runs of ``source``."""
+        cursor = self.collection.find(
+            {"source": source, "state": ItemState.ABANDONED.value}, {"run_id": 1, "data_rows": 1}
+        )
+        return {int(d["run_id"]): int(d.get("data_rows") or 0) for d in cursor}
+
     def mark_pending(self, source: str, run_ids: Iterable[int]) -> None:
         """Send synced runs back to ``pending`` (their metadata changed)."""
         ids = [_item_id(source, r) for r in run_ids]
@@ -151,11 +158,13 @@ class SyncSourceRepository:
 
     def get_for_discovery(
         self, name: str
-    ) -> tuple[SyncSource, DiscoveryCursor, list[int], dict[int, int]] | None:
+    ) -> tuple[SyncSource, DiscoveryCursor, list[int], dict[int, int] | None] | None:
         """Return :meth:`get_with_cursor`'s values and the abandoned runs' data markers.
 
         The abandoned runs (``run_id -> data marker synced``, see :meth:`mark_settled`) are
-        the settled runs that may still grow: discovery compares their markers.
+        the settled runs that may still grow: discovery compares their markers. ``None``
+        when the source has never recorded them (written by an older version: see
+        :meth:`seed_abandoned`).
         """
         document = self.collection.find_one({"_id": name})
         if document is None:
@@ -167,12 +176,19 @@ class SyncSourceRepository:
         due = sorted(
             int(r) for r, retry_at in open_runs.items() if retry_at is None or retry_at <= now
         )
-        abandoned: dict[str, int] = document.get("abandoned_runs") or {}
+        abandoned: dict[str, int] | None = document.get("abandoned_runs")
         return (
             SyncSource.model_validate(fields),
             DiscoveryCursor.model_validate(cursor) if cursor else DiscoveryCursor(),
             due,
-            {int(r): int(rows) for r, rows in abandoned.items()},
+            None if abandoned is None else {int(r): int(rows) for r, rows in abandoned.items()},
+        )
+
+    def seed_abandoned(self, name: str, markers: dict[int, int]) -> None:
+        """Record the abandoned runs' markers once, for a source that never recorded them."""
+        self.collection.update_one(
+            {"_id": name, "abandoned_runs": {"$exists": False}},
+            {"$set": {"abandoned_runs": {str(r): rows for r, rows in markers.items()}}},
         )
 
     # The open-run markers let discovery find the runs that need work without querying

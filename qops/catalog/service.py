@@ -56,14 +56,18 @@ def _to_mongo_precision(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-LIVE_REWRITE_GROWTH = 4
-"""A live run's file is rewritten when its data marker reached this many times the file's.
+LIVE_REWRITE_FACTOR = 3
+"""A live run's file is rewritten when the new file would be this many times the bytes
+already written for the run.
 
-Rewrites of a growing file then cost a geometric series: the live writes add up to at
-most ``4/3`` of the last live file, so a run's total bytes written stay within about
-twice its final file (see docs/sync.md). A run that settles (completes or is abandoned)
-or whose metadata changed is written in full at once.
+Live rewrites then form a geometric series: all of them add up to at most ``4/3`` of the
+last live file, so a run's total bytes written are its final file plus at most that
+(``<= 2.33x`` the final file, ``<= 2x`` unless the run completes right after a live
+rewrite; see docs/sync.md). A run that settles (completes or is abandoned) or whose
+metadata changed is written in full at once.
 """
+_LEGACY_ROWS_GROWTH = 4
+"""For a file written before sizes were recorded: rewrite when the rows quadrupled."""
 
 
 def _file_name(guid: str, *, complete: bool) -> str:
@@ -82,7 +86,7 @@ def _needs_file(
 
     Always when there is none, the run completed, or its metadata changed since the file
     was written (the file's attributes carry it); while live, only when the data grew by
-    :data:`LIVE_REWRITE_GROWTH`; once settled (complete or abandoned), whenever it grew.
+    :data:`LIVE_REWRITE_FACTOR`; once settled (complete or abandoned), whenever it grew.
     """
     if latest is None or latest.complete != run.is_completed:
         return True
@@ -91,9 +95,17 @@ def _needs_file(
         return True
     if latest.rows == run.rows:
         return False
-    if status is DatasetStatus.LIVE:
-        return run.rows >= LIVE_REWRITE_GROWTH * latest.rows
-    return True
+    if status is not DatasetStatus.LIVE:
+        return True
+    if latest.rows == 0:
+        return True
+    if latest.payload == 0 or latest.written == 0:
+        return run.rows >= _LEGACY_ROWS_GROWTH * latest.rows
+    # The file's fixed part (attributes, snapshot, HDF5 structure) plus data that grows
+    # with the rows.
+    fixed = max(latest.size - latest.payload, 0)
+    estimate = fixed + latest.payload * run.rows / latest.rows
+    return estimate >= LIVE_REWRITE_FACTOR * latest.written
 
 
 class Discovery(BaseModel):
@@ -184,6 +196,10 @@ class SyncService:
         if stamp == cursor.file_stamp:
             # Untouched since the last discovery: nothing new, nothing changed.
             return Discovery(source=name, run_ids=due, new=0, changed=0)
+        if abandoned is None:
+            # Tracked by an older version: the abandoned runs are looked up once.
+            abandoned = self.items.abandoned(name)
+            self.sources.seed_abandoned(name, abandoned)
         with backend.open_reader(config, self.settings) as reader:
             new_runs = reader.runs_after(cursor.watermark)
             fingerprint = reader.metadata_fingerprint()
@@ -287,7 +303,7 @@ class SyncService:
             latest = previous[-1] if previous else None
             files = previous[-1:]
             if _needs_file(latest, run, status, item.meta_fingerprint):
-                files = [self._write_file(run, source, rows, latest.version + 1 if latest else 1)]
+                files = [self._write_file(run, source, rows, latest)]
 
         record = DatasetRecord(
             **metadata.model_dump(exclude={"collected"}),
@@ -360,18 +376,20 @@ class SyncService:
             self.store.delete(_relative(source, guid, name))
 
     def _write_file(
-        self, run: SourceRun, source: SyncSource, rows: int, version: int
+        self, run: SourceRun, source: SyncSource, rows: int, latest: FileVersion | None
     ) -> FileVersion:
         dataset = run.dataset(up_to_row=rows)
+        payload = int(dataset.nbytes)
         name = _file_name(run.guid, complete=run.is_completed)
         with tempfile.TemporaryDirectory(prefix="qops-sync-") as tmp:
             local = Path(tmp) / name
             facts = write_hdf5(dataset, local)
             del dataset
             location = self.store.put(local, _relative(source, run.guid, name))
+        before = 0 if latest is None else (latest.written or latest.size)
         return FileVersion(
             name=name,
-            version=version,
+            version=1 if latest is None else latest.version + 1,
             location=location,
             size=facts.size,
             md5=facts.md5,
@@ -379,6 +397,8 @@ class SyncService:
             complete=run.is_completed,
             created=_to_mongo_precision(utc_now()),
             fingerprint=run.fingerprint,
+            payload=payload,
+            written=before + facts.size,
         )
 
     def sync_source(self, name: str) -> list[RunOutcome]:

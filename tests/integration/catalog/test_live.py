@@ -44,13 +44,13 @@ def test_sync_run_while_qcodes_writes_is_live_then_complete_and_file_untouched(
     meas.register_parameter(x)
     meas.register_parameter(z, setpoints=(x,))
     versions = []
-    # Each chunk quadruples the rows, so every poll rewrites the live file.
-    totals = [5, 20, 80]
+    # Each chunk grows the data tenfold, so every poll rewrites the live file.
+    totals = [1_000, 10_000, 100_000]
     with meas.run() as saver:
         run_id = saver.run_id
         for chunk, total in enumerate(totals):
-            for i in range(totals[chunk - 1] if chunk else 0, total):
-                saver.add_result((x, i), (z, np.cos(i)))
+            xs = np.arange(totals[chunk - 1] if chunk else 0, total, dtype=float)
+            saver.add_result((x, xs), (z, np.cos(xs)))
             saver.flush_data_to_database()
             before = _lab_files(db)
             (outcome,) = service.sync_source("lab")

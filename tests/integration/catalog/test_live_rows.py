@@ -264,3 +264,35 @@ def test_sync_metadata_added_after_first_sync_rewrites_file_to_agree_with_record
     assert record["attributes"]["cooldown"] == "7"  # type: ignore[index]
     assert attrs["cooldown"] == 7
     assert [p.name for p in Path(current["location"]).parent.iterdir()] == [current["name"]]
+
+
+def test_sync_run_abandoned_under_older_version_is_still_resumed(
+    tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
+) -> None:
+    db = tmp_path / "lab.db"
+    conn, exp = create_db(db)
+    _register(db, mongo_settings)
+    settings = SyncSettings(idle_timeout_s=0.3)
+    service = SyncService(mongo_db, LocalDirStore(tmp_path / "files"), settings)
+    service.ensure_indexes()
+    x, z = ManualParameter("x"), ManualParameter("z")
+    meas = Measurement(exp=exp, name="paused sweep")
+    meas.register_parameter(x)
+    meas.register_parameter(z, setpoints=(x,))
+    with meas.run() as saver:
+        for i in range(40):
+            saver.add_result((x, i), (z, np.sin(i)))
+        saver.flush_data_to_database()
+        _sync_until(service, DatasetStatus.ABANDONED)
+        # As a source registered and synced by a version without abandoned-run markers.
+        mongo_db.sync_sources.update_one({"_id": "lab"}, {"$unset": {"abandoned_runs": ""}})
+        for i in range(40, 100):
+            saver.add_result((x, i), (z, np.sin(i)))
+        saver.flush_data_to_database()
+
+        (resumed,) = service.sync_source("lab")
+
+        assert resumed.status is DatasetStatus.LIVE
+        _sync_until(service, DatasetStatus.ABANDONED)
+        assert _rows_in_file(mongo_db) == 100
+    conn.close()
