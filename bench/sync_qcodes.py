@@ -260,11 +260,23 @@ def bench_discovery(work: Path, settings: MongoSettings, total: int) -> list[str
     return lines
 
 
+class _CountingStore(LocalDirStore):
+    """A local store that counts the bytes it writes (the live sync's disk cost)."""
+
+    written = 0
+
+    def put(self, local: Path, relative: str) -> str:
+        self.written += local.stat().st_size
+        return super().put(local, relative)
+
+
 def bench_live(work: Path, settings: MongoSettings, rows: int) -> list[str]:
     db_path = work / "live.db"
     conn, _exp = create_db(db_path)
     conn.close()
     client, service = _source_and_service(work, settings, "live", db_path)
+    store = _CountingStore(work / "live-files")
+    service.store = store
     committed: dict[int, float] = {}
     stop = threading.Event()
 
@@ -309,9 +321,14 @@ def bench_live(work: Path, settings: MongoSettings, rows: int) -> list[str]:
     follower.join()
     writer.join()
     delays = [seen[i] - committed[i] for i in committed]
+    kept = [p for p in (work / "live-files").rglob("*") if p.is_file()]
+    final = datasets.find_one({"source": "live"}, {"files": 1})
+    final_size = final["files"][-1]["size"] if final else 0
     return [
         f"| live sync, {rows} rows at 0.2-0.6 s, poll 0.5 s "
-        f"| median {statistics.median(delays):.2f} s | max {max(delays):.2f} s |"
+        f"| median {statistics.median(delays):.2f} s | max {max(delays):.2f} s |",
+        f"| live sync, bytes written / final file | {store.written / final_size:.2f} "
+        f"| {len(kept)} file(s) kept |",
     ]
 
 

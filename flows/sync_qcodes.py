@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from qops.catalog.service import Discovery, RunOutcome
 from qops.catalog.settings import SyncSettings
 from qops.config import MongoSettings
+from qops.errors import QopsError
 from tasks.settings import mongo_settings
 from tasks.sync import discover_runs, list_sources, sync_run
 
@@ -36,6 +37,25 @@ class SyncReport(BaseModel):
     sources: list[SourceReport]
     artifact_id: str | None = None
     """Id of the table artifact this flow run published."""
+
+
+class SourcesFailedError(QopsError):
+    """Sources of a ``sync-qcodes`` flow run could not be synced (the others were).
+
+    Raised at the end of the flow run, after its artifact is published, so the flow run
+    ends ``Failed`` while every other source is synced.
+
+    Args:
+        report: What the flow run did, every source included.
+    """
+
+    def __init__(self, report: SyncReport) -> None:
+        self.report = report
+        self.failed = {s.source: s.error or "" for s in report.sources if s.error}
+        details = "; ".join(f"{name}: {error}" for name, error in self.failed.items())
+        super().__init__(
+            f"sync of {len(self.failed)} source(s) failed ({', '.join(self.failed)}): {details}"
+        )
 
 
 def _artifact_key(sources: list[str]) -> str:
@@ -69,8 +89,10 @@ def _publish(report: SyncReport) -> str:
             for o in source.outcomes
         )
     summary = "; ".join(
-        f"{s.source}: {s.count('new')} new, {s.count('updated')} updated, {s.count('live')} live, "
-        f"{s.count('failed')} failed"
+        f"{s.source}: discovery failed"
+        if s.error
+        else f"{s.source}: {s.count('new')} new, {s.count('updated')} updated, "
+        f"{s.count('live')} live, {s.count('abandoned')} abandoned, {s.count('failed')} failed"
         for s in report.sources
     )
     artifact_id = create_table_artifact(
@@ -111,6 +133,11 @@ def sync_qcodes(
 
     Returns:
         Per source, what happened to each run. A table artifact shows the same.
+
+    Raises:
+        SourcesFailedError: A source could not be read at all (its discovery failed),
+            raised after every other source was synced and the artifact published; its
+            ``report`` holds what the flow run did.
     """
     mongo = mongo_settings(mongodb_block)
     sync = SyncSettings()
@@ -120,7 +147,10 @@ def sync_qcodes(
     with ThreadPoolTaskRunner[RunOutcome](max_workers=sync.concurrency) as runner:
         reports = [_sync_source(runner, name, mongo, sync, storage_block) for name in names]
     result = SyncReport(sources=reports)
-    return result.model_copy(update={"artifact_id": _publish(result)})
+    result = result.model_copy(update={"artifact_id": _publish(result)})
+    if any(s.error for s in result.sources):
+        raise SourcesFailedError(result)
+    return result
 
 
 def _sync_source(
@@ -161,11 +191,12 @@ def _sync_source(
             )
     report = SourceReport(source=name, discovered_new=discovery.new, outcomes=outcomes)
     logger.info(
-        "source %s: %d new, %d updated, %d live, %d failed",
+        "source %s: %d new, %d updated, %d live, %d abandoned, %d failed",
         name,
         report.count("new"),
         report.count("updated"),
         report.count("live"),
+        report.count("abandoned"),
         report.count("failed"),
     )
     return report

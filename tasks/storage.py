@@ -7,11 +7,15 @@ flow run was given, or a ``LocalFileSystem`` on the data directory.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from prefect.filesystems import LocalFileSystem, WritableFileSystem
+from prefect.filesystems import LocalFileSystem, RemoteFileSystem, WritableFileSystem
 
+from qops.export.hdf5 import ExportError
 from qops.export.store import FileStore, LocalDirStore
+
+logger = logging.getLogger(__name__)
 
 
 class FilesystemBlockStore:
@@ -26,10 +30,27 @@ class FilesystemBlockStore:
         self.block = block
 
     def put(self, local: Path, relative: str) -> str:
+        # Object stores (s3, gcs, az, memory) replace an object atomically on write.
         if isinstance(self.block, LocalFileSystem):
             return LocalDirStore(Path(self.block.basepath or ".")).put(local, relative)
         with open(local, "rb") as handle:
             return str(self.block.write_path(relative, handle.read()))
+
+    def delete(self, relative: str) -> None:
+        if isinstance(self.block, LocalFileSystem):
+            LocalDirStore(Path(self.block.basepath or ".")).delete(relative)
+            return
+        if isinstance(self.block, RemoteFileSystem):
+            path = self.block._resolve_path(relative)
+            try:
+                if self.block.filesystem.exists(path):
+                    self.block.filesystem.rm(path)
+            except OSError as e:
+                raise ExportError(path, f"cannot delete: {e}") from e
+            return
+        # A filesystem block without a delete operation: the superseded file stays (the
+        # names are stable per run, so at most one live file per run is left behind).
+        logger.warning("storage block %s cannot delete %s", type(self.block).__name__, relative)
 
 
 def file_store(storage_block: str | None, data_dir: Path) -> FileStore:

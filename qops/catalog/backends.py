@@ -128,6 +128,13 @@ class SourceReader(Protocol):
         """Return ``run_id -> digest`` of every run's completion and metadata."""
         ...
 
+    def data_markers(self, run_ids: Sequence[int]) -> Mapping[int, int]:
+        """Return ``run_id -> data marker`` of the given runs that exist (cheap: no data read).
+
+        Discovery calls it for abandoned runs only, to notice a writer that resumed.
+        """
+        ...
+
     def run(self, run_id: int) -> SourceRun:
         """Return run ``run_id`` (its data is read later, through :meth:`SourceRun.dataset`).
 
@@ -199,6 +206,19 @@ class SyncBackend:
             config: The source's config, validated as stored (``stored=True``).
         """
         raise NotImplementedError
+
+    @classmethod
+    def location(cls, config: BaseModel) -> str | None:
+        """Return what the source reads (e.g. a resolved file path), or ``None`` if unknown.
+
+        Two sources with the same location would overwrite each other's datasets, so
+        :meth:`~qops.catalog.sources.SyncSources.create` refuses the second one. The
+        default (``None``) opts out of that check.
+
+        Args:
+            config: The source's config, validated as stored (``stored=True``).
+        """
+        return None
 
     @classmethod
     def open_reader(cls, config: BaseModel, settings: SyncSettings) -> SourceReader:

@@ -47,6 +47,25 @@ class SourceExistsError(QopsError):
         )
 
 
+class SourceLocationTakenError(QopsError):
+    """Another sync source already reads the same location (e.g. the same database file).
+
+    Args:
+        name: The source being created.
+        existing: The source registered on that location.
+        location: The location both name (a resolved path).
+    """
+
+    def __init__(self, name: str, existing: str, location: str) -> None:
+        self.name = name
+        self.existing = existing
+        self.location = location
+        super().__init__(
+            f"cannot add sync source {name!r}: source {existing!r} already syncs {location}; "
+            "one source per database (remove it first: qops sources remove NAME)"
+        )
+
+
 class UnknownBackendError(QopsError):
     """No sync backend with this identifier is installed."""
 

@@ -39,7 +39,11 @@ class ItemState(StrEnum):
 
 
 class FileVersion(BaseModel):
-    """One version of a dataset's data file."""
+    """The current version of a dataset's data file.
+
+    The file has a stable name per run (``<guid>.live.h5`` until the run completes, then
+    ``<guid>.h5``) and is replaced in place; ``version`` counts the writes.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -51,6 +55,18 @@ class FileVersion(BaseModel):
     rows: int = Field(ge=0, description="Highest result row id the file contains.")
     complete: bool = Field(description="Whether the run was completed when it was written.")
     created: datetime
+    fingerprint: str | None = Field(
+        default=None,
+        description="The run's metadata fingerprint when the file was written (None: unknown).",
+    )
+    payload: int = Field(
+        default=0, ge=0, description="Bytes of the data arrays in the file (0: unknown)."
+    )
+    written: int = Field(
+        default=0,
+        ge=0,
+        description="Bytes written for the run's files so far, this one included (0: unknown).",
+    )
 
 
 class DatasetMetadata(BaseModel):

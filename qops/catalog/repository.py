@@ -112,6 +112,13 @@ class SyncItemRepository:
             int(d["run_id"]): (ItemState(d["state"]), d.get("meta_fingerprint")) for d in cursor
         }
 
+    def abandoned(self, source: str) -> dict[int, int]:
+        """Return ``run_id -> data_rows`` of the abandoned runs of ``source``."""
+        cursor = self.collection.find(
+            {"source": source, "state": ItemState.ABANDONED.value}, {"run_id": 1, "data_rows": 1}
+        )
+        return {int(d["run_id"]): int(d.get("data_rows") or 0) for d in cursor}
+
     def mark_pending(self, source: str, run_ids: Iterable[int]) -> None:
         """Send synced runs back to ``pending`` (their metadata changed)."""
         ids = [_item_id(source, r) for r in run_ids]
@@ -146,6 +153,19 @@ class SyncSourceRepository:
 
         Due runs are those marked open (see :meth:`mark_open`) whose retry time has come.
         """
+        found = self.get_for_discovery(name)
+        return None if found is None else found[:3]
+
+    def get_for_discovery(
+        self, name: str
+    ) -> tuple[SyncSource, DiscoveryCursor, list[int], dict[int, int] | None] | None:
+        """Return :meth:`get_with_cursor`'s values and the abandoned runs' data markers.
+
+        The abandoned runs (``run_id -> data marker synced``, see :meth:`mark_settled`) are
+        the settled runs that may still grow: discovery compares their markers. ``None``
+        when the source has never recorded them (written by an older version: see
+        :meth:`seed_abandoned`).
+        """
         document = self.collection.find_one({"_id": name})
         if document is None:
             return None
@@ -156,10 +176,19 @@ class SyncSourceRepository:
         due = sorted(
             int(r) for r, retry_at in open_runs.items() if retry_at is None or retry_at <= now
         )
+        abandoned: dict[str, int] | None = document.get("abandoned_runs")
         return (
             SyncSource.model_validate(fields),
             DiscoveryCursor.model_validate(cursor) if cursor else DiscoveryCursor(),
             due,
+            None if abandoned is None else {int(r): int(rows) for r, rows in abandoned.items()},
+        )
+
+    def seed_abandoned(self, name: str, markers: dict[int, int]) -> None:
+        """Record the abandoned runs' markers once, for a source that never recorded them."""
+        self.collection.update_one(
+            {"_id": name, "abandoned_runs": {"$exists": False}},
+            {"$set": {"abandoned_runs": {str(r): rows for r, rows in markers.items()}}},
         )
 
     # The open-run markers let discovery find the runs that need work without querying
@@ -173,13 +202,33 @@ class SyncSourceRepository:
     ) -> None:
         """Mark runs as needing work, from ``retry_at`` on (``None``: now)."""
         value = None if retry_at is None else retry_at.timestamp()
-        fields = {f"open_runs.{run_id}": value for run_id in run_ids}
+        ids = list(run_ids)
+        fields = {f"open_runs.{run_id}": value for run_id in ids}
         if fields:
-            self.collection.update_one({"_id": name}, {"$set": fields})
+            self.collection.update_one(
+                {"_id": name},
+                {"$set": fields, "$unset": {f"abandoned_runs.{run_id}": "" for run_id in ids}},
+            )
 
     def mark_closed(self, name: str, run_id: int) -> None:
         """Remove the run's open marker."""
-        self.collection.update_one({"_id": name}, {"$unset": {f"open_runs.{run_id}": ""}})
+        self.mark_settled(name, run_id, abandoned_rows=None)
+
+    def mark_settled(self, name: str, run_id: int, abandoned_rows: int | None) -> None:
+        """Remove the run's open marker; remember an abandoned run's data marker.
+
+        Args:
+            name: The source.
+            run_id: The run, now synced (``abandoned_rows=None``) or abandoned.
+            abandoned_rows: The data marker an abandoned run was synced up to: discovery
+                sends it back to work when its marker grows (the writer resumed).
+        """
+        update: dict[str, Any] = {"$unset": {f"open_runs.{run_id}": ""}}
+        if abandoned_rows is None:
+            update["$unset"][f"abandoned_runs.{run_id}"] = ""
+        else:
+            update["$set"] = {f"abandoned_runs.{run_id}": abandoned_rows}
+        self.collection.update_one({"_id": name}, update)
 
     def save(self, source: SyncSource) -> None:
         """Insert or replace the source's definition, keeping its discovery cursor."""

@@ -56,6 +56,58 @@ def _to_mongo_precision(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+LIVE_REWRITE_FACTOR = 3
+"""A live run's file is rewritten when the new file would be this many times the bytes
+already written for the run.
+
+Live rewrites then form a geometric series: all of them add up to at most ``4/3`` of the
+last live file, so a run's total bytes written are its final file plus at most that
+(``<= 2.33x`` the final file, ``<= 2x`` unless the run completes right after a live
+rewrite; see docs/sync.md). A run that settles (completes or is abandoned) or whose
+metadata changed is written in full at once.
+"""
+_LEGACY_ROWS_GROWTH = 4
+"""For a file written before sizes were recorded: rewrite when the rows quadrupled."""
+
+
+def _file_name(guid: str, *, complete: bool) -> str:
+    """The run's stable file name: ``<guid>.live.h5`` until it completes, then ``<guid>.h5``."""
+    return f"{guid}.h5" if complete else f"{guid}.live.h5"
+
+
+def _relative(source: SyncSource, guid: str, name: str) -> str:
+    return f"datasets/{source.default_scope}/{guid}/{name}"
+
+
+def _needs_file(
+    latest: FileVersion | None, run: SourceRun, status: DatasetStatus, item_fingerprint: str | None
+) -> bool:
+    """Whether the run's file must be (re)written now.
+
+    Always when there is none, the run completed, or its metadata changed since the file
+    was written (the file's attributes carry it); while live, only when the data grew by
+    :data:`LIVE_REWRITE_FACTOR`; once settled (complete or abandoned), whenever it grew.
+    """
+    if latest is None or latest.complete != run.is_completed:
+        return True
+    written_with = latest.fingerprint if latest.fingerprint is not None else item_fingerprint
+    if written_with != run.fingerprint:
+        return True
+    if latest.rows == run.rows:
+        return False
+    if status is not DatasetStatus.LIVE:
+        return True
+    if latest.rows == 0:
+        return True
+    if latest.payload == 0 or latest.written == 0:
+        return run.rows >= _LEGACY_ROWS_GROWTH * latest.rows
+    # The file's fixed part (attributes, snapshot, HDF5 structure) plus data that grows
+    # with the rows.
+    fixed = max(latest.size - latest.payload, 0)
+    estimate = fixed + latest.payload * run.rows / latest.rows
+    return estimate >= LIVE_REWRITE_FACTOR * latest.written
+
+
 class Discovery(BaseModel):
     """What discovery found for one source."""
 
@@ -134,20 +186,28 @@ class SyncService:
         Raises:
             SourceReadError: The source cannot be read at all (the backend's subclass).
         """
-        found = self.sources.get_with_cursor(name)
+        found = self.sources.get_for_discovery(name)
         if found is None:
             raise SourceNotFoundError(name)
-        source, cursor, due = found
+        source, cursor, due, abandoned = found
         # Validated as stored: the source itself is checked again when the reader opens it.
         backend, config = self._config(source)
         stamp = backend.change_stamp(config)
         if stamp == cursor.file_stamp:
             # Untouched since the last discovery: nothing new, nothing changed.
             return Discovery(source=name, run_ids=due, new=0, changed=0)
+        if abandoned is None:
+            # Tracked by an older version: the abandoned runs are looked up once.
+            abandoned = self.items.abandoned(name)
+            self.sources.seed_abandoned(name, abandoned)
         with backend.open_reader(config, self.settings) as reader:
             new_runs = reader.runs_after(cursor.watermark)
             fingerprint = reader.metadata_fingerprint()
             per_run = reader.run_fingerprints() if fingerprint != cursor.fingerprint else {}
+            # An abandoned run's writer may resume (or commit its last rows and crash): a
+            # grown data marker sends it back to work. One cheap lookup per abandoned run.
+            markers = reader.data_markers(sorted(abandoned)) if abandoned else {}
+        resumed = [r for r, rows in sorted(abandoned.items()) if markers.get(r, rows) > rows]
         self.sources.mark_open(name, [run.run_id for run in new_runs])
         self.items.add_pending(name, [(run.run_id, run.guid) for run in new_runs])
         changed: list[int] = []
@@ -158,6 +218,8 @@ class SyncService:
                 for run_id, (state, stored) in self.items.fingerprints(name).items()
                 if state in settled and per_run.get(run_id, stored) != stored
             ]
+        changed = sorted({*changed, *resumed})
+        if changed:
             self.sources.mark_open(name, changed)
             self.items.mark_pending(name, changed)
         top = max([cursor.watermark, *(run.run_id for run in new_runs)])
@@ -227,24 +289,21 @@ class SyncService:
             rows = run.rows
             fingerprint = run.fingerprint
             metadata = run.metadata
+            grew = rows != item.data_rows or item.last_change_at is None
+            last_change = now if grew else as_utc(item.last_change_at or now)
+            if run.is_completed:
+                status, state = DatasetStatus.COMPLETE, ItemState.SYNCED
+            elif (now - last_change).total_seconds() > self.settings.idle_timeout_s:
+                status, state = DatasetStatus.ABANDONED, ItemState.ABANDONED
+            else:
+                status, state = DatasetStatus.LIVE, ItemState.LIVE
             uuid = dataset_uuid(source.default_scope, run.guid)
             existing = self.datasets.get(uuid)
-            files = list(existing.files) if existing else []
-            latest = files[-1] if files else None
-            needs_file = (
-                latest is None or latest.rows != rows or latest.complete != run.is_completed
-            )
-            if needs_file:
-                files.append(self._write_file(run, source, rows, len(files) + 1))
-
-        grew = rows != item.data_rows or item.last_change_at is None
-        last_change = now if grew else as_utc(item.last_change_at or now)
-        if run.is_completed:
-            status, state = DatasetStatus.COMPLETE, ItemState.SYNCED
-        elif (now - last_change).total_seconds() > self.settings.idle_timeout_s:
-            status, state = DatasetStatus.ABANDONED, ItemState.ABANDONED
-        else:
-            status, state = DatasetStatus.LIVE, ItemState.LIVE
+            previous = list(existing.files) if existing else []
+            latest = previous[-1] if previous else None
+            files = previous[-1:]
+            if _needs_file(latest, run, status, item.meta_fingerprint):
+                files = [self._write_file(run, source, rows, latest)]
 
         record = DatasetRecord(
             **metadata.model_dump(exclude={"collected"}),
@@ -262,6 +321,7 @@ class SyncService:
         ) == record.model_dump(exclude={"synced_at"})
         if not unchanged_record:
             self.datasets.save(record)
+        self._delete_superseded(source, run.guid, previous, files)
         self.items.save(
             item.model_copy(
                 update={
@@ -272,7 +332,7 @@ class SyncService:
                     "next_attempt_at": None,
                     "data_rows": rows,
                     "meta_fingerprint": fingerprint,
-                    "file_version": len(files),
+                    "file_version": files[-1].version if files else 0,
                     "dataset_uuid": uuid,
                     "last_change_at": last_change,
                     "updated_at": now,
@@ -280,7 +340,8 @@ class SyncService:
             )
         )
         if state in (ItemState.SYNCED, ItemState.ABANDONED):
-            self.sources.mark_closed(source.name, item.run_id)
+            abandoned_rows = rows if state is ItemState.ABANDONED else None
+            self.sources.mark_settled(source.name, item.run_id, abandoned_rows)
         action: Action
         if status is DatasetStatus.LIVE:
             action = "unchanged" if unchanged_record else "live"
@@ -295,29 +356,49 @@ class SyncService:
             run_id=item.run_id,
             action=action,
             status=status,
-            file_version=len(files),
+            file_version=files[-1].version if files else 0,
             dataset_uuid=uuid,
         )
 
+    def _delete_superseded(
+        self, source: SyncSource, guid: str, previous: list[FileVersion], current: list[FileVersion]
+    ) -> None:
+        """Delete the run's files the record no longer lists (after the record is saved).
+
+        A complete run's live file is deleted on every sync of it (missing is fine), so a
+        sync killed between saving the record and deleting is finished by the next one.
+        """
+        keep = {f.name for f in current}
+        stale = {f.name for f in previous} - keep
+        if current and current[-1].complete:
+            stale.add(_file_name(guid, complete=False))
+        for name in sorted(stale - keep):
+            self.store.delete(_relative(source, guid, name))
+
     def _write_file(
-        self, run: SourceRun, source: SyncSource, rows: int, version: int
+        self, run: SourceRun, source: SyncSource, rows: int, latest: FileVersion | None
     ) -> FileVersion:
         dataset = run.dataset(up_to_row=rows)
-        name = f"{run.guid}.v{version}.h5"
+        payload = int(dataset.nbytes)
+        name = _file_name(run.guid, complete=run.is_completed)
         with tempfile.TemporaryDirectory(prefix="qops-sync-") as tmp:
             local = Path(tmp) / name
             facts = write_hdf5(dataset, local)
             del dataset
-            location = self.store.put(local, f"datasets/{source.default_scope}/{run.guid}/{name}")
+            location = self.store.put(local, _relative(source, run.guid, name))
+        before = 0 if latest is None else (latest.written or latest.size)
         return FileVersion(
             name=name,
-            version=version,
+            version=1 if latest is None else latest.version + 1,
             location=location,
             size=facts.size,
             md5=facts.md5,
             rows=rows,
             complete=run.is_completed,
             created=_to_mongo_precision(utc_now()),
+            fingerprint=run.fingerprint,
+            payload=payload,
+            written=before + facts.size,
         )
 
     def sync_source(self, name: str) -> list[RunOutcome]:

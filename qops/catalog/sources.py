@@ -11,10 +11,16 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from pydantic import JsonValue, ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
-from qops.catalog.backends import get_backend, validation_problems
-from qops.catalog.errors import InvalidSourceConfigError, SourceExistsError, SourceNotFoundError
+from qops.catalog.backends import SyncBackend, get_backend, validation_problems
+from qops.catalog.errors import (
+    InvalidSourceConfigError,
+    SourceExistsError,
+    SourceLocationTakenError,
+    SourceNotFoundError,
+    UnknownBackendError,
+)
 from qops.catalog.models import SyncSource
 from qops.catalog.repository import SyncItemRepository, SyncSourceRepository
 from qops.config import MongoSettings
@@ -36,6 +42,24 @@ class SourceMirror(Protocol):
     def delete(self, name: str) -> None:
         """Delete the copy of source ``name`` if there is one."""
         ...
+
+
+def _check_location_free(
+    repository: SyncSourceRepository, name: str, backend: type[SyncBackend], config: BaseModel
+) -> None:
+    """Raise if another source of ``backend`` reads what ``config`` reads."""
+    location = backend.location(config)
+    if location is None:
+        return
+    for other in repository.list():
+        if other.name == name or other.backend != backend.identifier:
+            continue
+        try:
+            other_config = backend.validate_config(other.name, other.config, stored=True)
+        except (InvalidSourceConfigError, UnknownBackendError):
+            continue  # a source that no longer validates reads nothing
+        if backend.location(other_config) == location:
+            raise SourceLocationTakenError(name, other.name, location)
 
 
 class SyncSources:
@@ -65,6 +89,8 @@ class SyncSources:
             InvalidSourceConfigError: The name or config does not validate (each field named).
             UnknownBackendError: No such backend is installed.
             SourceExistsError: The name is taken by a different source.
+            SourceLocationTakenError: Another source already reads the same location (the
+                same database file, however its path is spelled).
         """
         backend = get_backend(backend_identifier)
         config = backend.validate_config(name, config_data)
@@ -90,6 +116,7 @@ class SyncSources:
                 raise SourceExistsError(name)
             source = existing
         else:
+            _check_location_free(repository, name, backend, config)
             repository.save(source)
         if mirror is not None:
             mirror.save(source)

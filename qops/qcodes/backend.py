@@ -8,6 +8,7 @@ a run's metadata and data come from :mod:`qops.qcodes.metadata` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
@@ -139,6 +140,9 @@ class QcodesSourceReader:
     def run_fingerprints(self) -> dict[int, str]:
         return self.reader.run_fingerprints()
 
+    def data_markers(self, run_ids: Sequence[int]) -> dict[int, int]:
+        return self.reader.data_markers(run_ids)
+
     def run(self, run_id: int) -> QcodesRun:
         """Return run ``run_id``: its fields, data marker, fingerprint and metadata.
 
@@ -173,6 +177,11 @@ class QCoDeSBackend(SyncBackend):
     def change_stamp(cls, config: BaseModel) -> list[int]:
         """Return inode, size and times of the ``.db`` and ``-wal`` files (no open)."""
         return file_stamp(_config(config).database_path)
+
+    @classmethod
+    def location(cls, config: BaseModel) -> str:
+        """Return the resolved path of the ``.db`` file (symlinks followed)."""
+        return str(_config(config).database_path.expanduser().resolve())
 
     @classmethod
     def open_reader(cls, config: BaseModel, settings: SyncSettings) -> QcodesSourceReader:

@@ -9,6 +9,7 @@ Mapping (see the catalog's ``datasets`` collection):
   took part in the measurement, ``qh_meta`` tags (deduplicated, sorted);
 - ``attributes``: settings of the instruments that took part (``instrument.parameter`` =
   value with unit), sample name, ``set-up``, the source's static attributes, then the
+  run metadata (``add_metadata`` keys but ``inspectr_tag``, values as text), then the
   ``qh_meta`` attributes (which override the source's; each stored as its value: a
   parameter's snapshot as its value with unit, other non-text values as JSON text);
 - ``ranking``: ``inspectr_tag`` metadata, ``star`` +1, ``cross`` -1, else 0.
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 QH_META_NAME = "qh_meta"
 """Name of the :class:`~qops.qcodes.instrument.QHMetaData` instrument in the station."""
+RANKING_KEY = "inspectr_tag"
+"""Run metadata key of the star/cross mark (the dataset's ``ranking``)."""
 
 
 def parse_snapshot(info: RunInfo, path: str) -> dict[str, Any]:
@@ -138,7 +141,7 @@ def _qh_meta(instruments: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]
 
 def ranking_of(metadata: Mapping[str, object]) -> int:
     """Return +1 for an ``inspectr_tag`` of ``star``, -1 for ``cross``, else 0."""
-    tag = str(metadata.get("inspectr_tag", "")).strip().lower()
+    tag = str(metadata.get(RANKING_KEY, "")).strip().lower()
     return {"star": 1, "cross": -1}.get(tag, 0)
 
 
@@ -185,6 +188,11 @@ def extract_metadata(
         attributes["sample"] = info.sample_name
     attributes["set-up"] = set_up
     attributes.update(static_attributes)
+    # Run metadata (``add_metadata``, also the file's attributes); the star/cross tag is
+    # the ranking.
+    attributes.update(
+        {key: str(value) for key, value in info.metadata.items() if key != RANKING_KEY}
+    )
     attributes.update(meta_attributes)
 
     collected = (

@@ -500,6 +500,27 @@ class QcodesReader:
             row = self.conn.execute(sql).fetchone()
         return int(row[0] or 0)
 
+    def data_markers(self, run_ids: Sequence[int]) -> dict[int, int]:
+        """Return ``run_id -> highest row id`` of the given runs that exist.
+
+        One query on ``runs``, then one ``max(id)`` per results table (a rowid lookup).
+        """
+        if not run_ids:
+            return {}
+        marks = ",".join("?" for _ in run_ids)
+        with self._guard("reading data markers"):
+            tables = self.conn.execute(
+                f"SELECT run_id, result_table_name FROM runs WHERE run_id IN ({marks})",
+                tuple(run_ids),
+            ).fetchall()
+            markers = {}
+            for run_id, table in tables:
+                row = self.conn.execute(
+                    f"SELECT max(id) FROM {_quote_ident(str(table))}"
+                ).fetchone()
+                markers[int(run_id)] = int(row[0] or 0)
+        return markers
+
     def parameter_data(self, info: RunInfo, up_to_row: int | None = None) -> ParameterData:
         """Return the run's data exactly as QCoDeS's ``get_parameter_data()`` would.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -125,6 +125,10 @@ class JsonDirReader:
     def run_fingerprints(self) -> dict[int, str]:
         return {i: _fingerprint(_load(p)) for i, p in self._files()}
 
+    def data_markers(self, run_ids: Sequence[int]) -> dict[int, int]:
+        files = dict(self._files())
+        return {i: len(_load(files[i]).get("rows", [])) for i in run_ids if i in files}
+
     def run(self, run_id: int) -> JsonRun:
         assert self.opened
         return JsonRun(_load(self.directory / f"{run_id}.json"))
@@ -222,11 +226,12 @@ def test_sync_service_second_backend_syncs_records_files_and_updates(
     first = mongo_db.datasets.find_one({"alt_uid": "json-guid-1"})
     assert first is not None
     assert first["tags"] == ["a", "b", "c"]
-    assert len(first["files"]) == 1  # metadata change: record only
+    # Metadata change: the file is rewritten in place (same name, next version).
+    assert [(f["name"], f["version"]) for f in first["files"]] == [("json-guid-1.h5", 2)]
     second = mongo_db.datasets.find_one({"alt_uid": "json-guid-2"})
     assert second is not None
     assert second["status"] == "complete"
-    assert [f["rows"] for f in second["files"]] == [1, 2]
+    assert [(f["rows"], f["version"]) for f in second["files"]] == [(2, 2)]
     assert service.sync_source("notes") == []
 
 

@@ -132,7 +132,7 @@ def test_sync_source_twice_changes_nothing(
     assert mongo_db.datasets.count_documents({}) == 1
 
 
-def test_sync_source_star_added_later_updates_record_not_file(
+def test_sync_source_star_added_later_updates_record_and_file(
     tmp_path: Path, mongo_settings: MongoSettings, mongo_db: Database[Document]
 ) -> None:
     db = tmp_path / "lab.db"
@@ -150,7 +150,8 @@ def test_sync_source_star_added_later_updates_record_not_file(
     record = mongo_db.datasets.find_one({})
     assert record is not None
     assert record["ranking"] == -1
-    assert len(record["files"]) == 1
+    (current,) = record["files"]
+    assert read_hdf5(Path(current["location"])).attrs["inspectr_tag"] == "cross"
 
 
 def test_sync_source_corrupt_snapshot_fails_alone_and_backs_off(
