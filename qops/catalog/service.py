@@ -57,8 +57,8 @@ def _to_mongo_precision(value: datetime | None) -> datetime | None:
 
 
 LIVE_REWRITE_FACTOR = 3
-"""A live run's file is rewritten when the new file would be this many times the bytes
-already written for the run.
+"""Past its write allowance (``SyncSettings.live_write_allowance_bytes``), a live run's file
+is rewritten when the new file would be this many times the bytes already written for it.
 
 Live rewrites then form a geometric series: all of them add up to at most ``4/3`` of the
 last live file, so a run's total bytes written are its final file plus at most that
@@ -80,13 +80,19 @@ def _relative(source: SyncSource, guid: str, name: str) -> str:
 
 
 def _needs_file(
-    latest: FileVersion | None, run: SourceRun, status: DatasetStatus, item_fingerprint: str | None
+    latest: FileVersion | None,
+    run: SourceRun,
+    status: DatasetStatus,
+    item_fingerprint: str | None,
+    allowance: int,
 ) -> bool:
     """Whether the run's file must be (re)written now.
 
     Always when there is none, the run completed, or its metadata changed since the file
-    was written (the file's attributes carry it); while live, only when the data grew by
-    :data:`LIVE_REWRITE_FACTOR`; once settled (complete or abandoned), whenever it grew.
+    was written (the file's attributes carry it); once settled (complete or abandoned),
+    whenever it grew; while live, whenever it grew as long as the bytes written for the run
+    stay within ``allowance`` (so a live run is fresh at every poll), past it only when the
+    data grew by :data:`LIVE_REWRITE_FACTOR` (so a long run's writes stay bounded).
     """
     if latest is None or latest.complete != run.is_completed:
         return True
@@ -105,6 +111,8 @@ def _needs_file(
     # with the rows.
     fixed = max(latest.size - latest.payload, 0)
     estimate = fixed + latest.payload * run.rows / latest.rows
+    if latest.written + estimate <= allowance:
+        return True
     return estimate >= LIVE_REWRITE_FACTOR * latest.written
 
 
@@ -302,7 +310,13 @@ class SyncService:
             previous = list(existing.files) if existing else []
             latest = previous[-1] if previous else None
             files = previous[-1:]
-            if _needs_file(latest, run, status, item.meta_fingerprint):
+            if _needs_file(
+                latest,
+                run,
+                status,
+                item.meta_fingerprint,
+                self.settings.live_write_allowance_bytes,
+            ):
                 files = [self._write_file(run, source, rows, latest)]
 
         record = DatasetRecord(

@@ -10,7 +10,8 @@ class SyncSettings(BaseSettings):
     """How the sync retries, detects dead writers and runs in parallel.
 
     Environment variables: ``QOPS_SYNC_RETRY_BASE_S``, ``QOPS_SYNC_RETRY_MAX_S``,
-    ``QOPS_SYNC_IDLE_TIMEOUT_S``, ``QOPS_SYNC_CONCURRENCY``, ``QOPS_SYNC_BUSY_TIMEOUT_S``.
+    ``QOPS_SYNC_IDLE_TIMEOUT_S``, ``QOPS_SYNC_CONCURRENCY``, ``QOPS_SYNC_BUSY_TIMEOUT_S``,
+    ``QOPS_SYNC_LIVE_WRITE_ALLOWANCE_BYTES``.
     """
 
     model_config = SettingsConfigDict(env_prefix="QOPS_SYNC_", extra="ignore")
@@ -27,6 +28,14 @@ class SyncSettings(BaseSettings):
         description="A run not completed with no new rows for this long (seconds) is abandoned.",
     )
     concurrency: int = Field(default=4, ge=1, description="Runs synced at once.")
+    live_write_allowance_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=0,
+        description=(
+            "Bytes a live run's file may be rewritten with on every poll that finds new rows; "
+            "beyond them it is rewritten only when it has grown threefold."
+        ),
+    )
     busy_timeout_s: float = Field(
         default=5.0, gt=0, description="Seconds a read waits for a writer's lock."
     )

@@ -201,7 +201,8 @@ def test_sync_live_run_every_poll_writes_at_most_twice_final_size_and_one_file(
     conn, exp = create_db(db)
     _register(db, mongo_settings)
     store = CountingStore(tmp_path / "files")
-    service = SyncService(mongo_db, store, SyncSettings())
+    # No allowance: every live rewrite counts against the bound.
+    service = SyncService(mongo_db, store, SyncSettings(live_write_allowance_bytes=0))
     service.ensure_indexes()
     x, z = ManualParameter("x"), ManualParameter("z")
     meas = Measurement(exp=exp, name="long sweep")
