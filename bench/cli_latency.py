@@ -9,7 +9,9 @@ the second ``sync NAME`` finds nothing new. Measured twice: without any Prefect 
 (``PREFECT_API_URL`` unset, no local server), and with the local qops Prefect server
 running (``qops prefect start``), where ``sources add`` saves a block and ``sync NAME`` is a
 flow run. The figure is the median wall time of the ``qops`` process; each command's output
-is checked for what it should say and for any mention of telemetry.
+is checked for what it should say and for any mention of telemetry. The CPU time of the
+``qops`` process (user + system) is shown too: on a shared machine it tells the command's own
+work from waiting for the cores (it leaves out the servers' work and any waiting on them).
 
 Goals (issue 11): ``sources add`` <= 2 s, ``sync status`` <= 1 s, ``sync NAME`` <= 5 s.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,12 +58,19 @@ def _build_db(path: Path, runs: int = 4) -> None:
     conn.close()
 
 
-def _run(args: list[str], env: dict[str, str], expect: str) -> float:
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(args: list[str], env: dict[str, str], expect: str) -> tuple[float, float]:
+    """Run ``qops ARGS``; return its wall time and CPU time (user + system), in seconds."""
+    cpu = _cpu_s()
     start = time.perf_counter()
     result = subprocess.run(
         [QOPS, *args], env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - start, _cpu_s() - cpu
     output = result.stdout + result.stderr
     if result.returncode != 0 or expect not in output:
         raise SystemExit(f"qops {' '.join(args)} failed ({result.returncode}):\n{output}")
@@ -69,8 +79,10 @@ def _run(args: list[str], env: dict[str, str], expect: str) -> float:
     return elapsed
 
 
-def _measure(env: dict[str, str], db: Path, repeats: int, mode: str) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+def _measure(
+    env: dict[str, str], db: Path, repeats: int, mode: str
+) -> dict[str, tuple[float, float]]:
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in COMMANDS}
     block = "block  QCoDeSSyncSource saved" if mode == "local" else "block was not saved"
     flow = "flow run" if mode == "local" else "no flow run"
     for i in range(repeats):
@@ -80,7 +92,10 @@ def _measure(env: dict[str, str], db: Path, repeats: int, mode: str) -> dict[str
         times["sync NAME (4 new runs)"].append(_run(["sync", "lab"], run_env, "lab: 4 new"))
         times["sync NAME (nothing new)"].append(_run(["sync", "lab"], run_env, flow))
         times["sync status"].append(_run(["sync", "status"], run_env, "\tsynced\t"))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {
+        name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+        for name, values in times.items()
+    }
 
 
 def main() -> None:
@@ -115,9 +130,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()
     print(f"median of {args.repeats} fresh processes; load average {load[0]:.1f} {load[1]:.1f}")
-    print(f"{'command':<26}{'no Prefect API':>16}{'local server':>16}")
+    print("wall time (CPU time of the qops process, user + system)")
+    print(f"{'command':<26}{'no Prefect API':>20}{'local server':>20}")
     for name in COMMANDS:
-        print(f"{name:<26}{without[name]:>15.2f}s{with_local[name]:>15.2f}s")
+        cells = [f"{w:.2f} s ({c:.2f} s)" for w, c in (without[name], with_local[name])]
+        print(f"{name:<26}{cells[0]:>20}{cells[1]:>20}")
 
 
 if __name__ == "__main__":
