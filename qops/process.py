@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import httpx
-
 LOOPBACK = "127.0.0.1"
 
 
@@ -67,6 +65,10 @@ def reap(pid: int) -> None:
 
 def http_ok(url: str, timeout_s: float = 0.5) -> bool:
     """Whether ``url`` answers with a 2xx status within ``timeout_s``."""
+    # Imported here: qops.mongo needs this module, and `qops sync status` should not pay
+    # for httpx (0.1-0.2 s) when it never makes an HTTP request.
+    import httpx
+
     try:
         return httpx.get(url, timeout=timeout_s).is_success
     except httpx.HTTPError:

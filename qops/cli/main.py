@@ -13,6 +13,7 @@ import sys
 import typer
 
 from qops.cli.common import run_guarded
+from qops.cli.prefect_env import apply_quiet_defaults
 
 # name -> (module, attribute, kind): a "group" is a Typer app, a "command" a function.
 _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -61,6 +62,8 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the ``qops`` command; errors qops knows print as one line and exit with 2."""
+    # Before any subcommand imports Prefect: no telemetry from this process or its children.
+    apply_quiet_defaults()
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

@@ -1,27 +1,46 @@
-"""``qops sync``, ``qops sources`` and ``qops backends``: the QCoDeS → catalog sync."""
+"""``qops sync``, ``qops sources`` and ``qops backends``: the QCoDeS → catalog sync.
+
+Each command imports only what it uses (``sync status`` reads MongoDB and imports neither
+Prefect nor QCoDeS), and none starts a temporary Prefect server: a command that needs
+Prefect uses the configured API or the local qops server when one answers
+(:mod:`qops.cli.prefect_env`); otherwise it does its work without Prefect and says so.
+"""
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import JsonValue
 
-from qops.catalog.backends import installed_backends
 from qops.catalog.repository import SyncItemRepository
-from qops.catalog.service import SyncService
-from qops.catalog.settings import SyncSettings
-from qops.catalog.sources import DEFAULT_SCOPE, SyncSources
+from qops.catalog.sources import DEFAULT_SCOPE, SourceMirror, SyncSources
 from qops.cli.common import fail
+from qops.cli.prefect_env import NO_API_HINT, PrefectApi, find_prefect_api, use_prefect_api
 from qops.config import MongoSettings
+from qops.errors import QopsError
 from qops.mongo import database
-from tasks.source_mirror import BlockSourceMirror
-from tasks.storage import file_store
+
+if TYPE_CHECKING:
+    from qops.catalog.service import RunOutcome
+    from qops.export.store import FileStore
 
 sources_app = typer.Typer(help="Manage sync sources.", no_args_is_help=True)
 backends_app = typer.Typer(help="Installed sync backends.", no_args_is_help=True)
+
+
+def _block_mirror(settings: MongoSettings) -> tuple[SourceMirror | None, str]:
+    """The block mirror on a reachable Prefect API, or ``None`` and why there is none."""
+    api = find_prefect_api(settings.data_dir)
+    if not isinstance(api, PrefectApi):
+        return None, api.reason
+    use_prefect_api(api)
+    from tasks.source_mirror import BlockSourceMirror
+
+    return BlockSourceMirror(), api.describe()
 
 
 @sources_app.command("add")
@@ -37,13 +56,20 @@ def sources_add(
     ] = None,
     scope: Annotated[str, typer.Option(help="Scope of the datasets.")] = DEFAULT_SCOPE,
 ) -> None:
-    """Register a sync source (stored in MongoDB and as a QCoDeSSyncSource block)."""
+    """Register a sync source in MongoDB and, when a Prefect API answers, as a block.
+
+    Without a Prefect API the source is registered all the same and a note says the
+    QCoDeSSyncSource block was not saved; running the same command again once an API
+    answers saves it.
+    """
     attributes: dict[str, JsonValue] = {}
     for pair in attr or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             fail(f"--attr {pair!r} is not KEY=VALUE")
         attributes[key.strip()] = value
+    settings = MongoSettings()
+    mirror, where = _block_mirror(settings)
     source = SyncSources.create(
         name=name,
         backend_identifier=backend,
@@ -53,9 +79,19 @@ def sources_add(
             "static_attributes": attributes,
         },
         default_scope=scope,
-        mirror=BlockSourceMirror(),
+        settings=settings,
+        mirror=mirror,
     )
     typer.echo(f"added  {source.name}  {source.backend}  {source.config['database_path']}")
+    if mirror is not None:
+        typer.echo(f"block  QCoDeSSyncSource saved on the {where}")
+    else:
+        typer.echo(
+            f"qops: note: the QCoDeSSyncSource block was not saved ({where}); the source is "
+            f"registered and syncs without it. To save the block, {NO_API_HINT} and run this "
+            "command again.",
+            err=True,
+        )
 
 
 @sources_app.command("list")
@@ -70,14 +106,23 @@ def sources_list() -> None:
 
 @sources_app.command("remove")
 def sources_remove(name: Annotated[str, typer.Argument(help="The source to remove.")]) -> None:
-    """Unregister a source (its synced datasets stay in the catalog)."""
-    SyncSources.remove(name, mirror=BlockSourceMirror())
+    """Unregister a source (its synced datasets stay in the catalog) and delete its block."""
+    settings = MongoSettings()
+    mirror, where = _block_mirror(settings)
+    SyncSources.remove(name, settings=settings, mirror=mirror)
     typer.echo(f"removed  {name}")
+    if mirror is None:
+        typer.echo(
+            f"qops: note: its QCoDeSSyncSource block, if one was saved, was not deleted ({where}).",
+            err=True,
+        )
 
 
 @backends_app.command("list")
 def backends_list() -> None:
     """List installed backends: identifier, name, version, what they read with."""
+    from qops.catalog.backends import installed_backends
+
     for identifier, backend in sorted(installed_backends().items()):
         typer.echo(f"{identifier}\t{backend.display_name}\t{backend.version}\t{backend.reads_with}")
 
@@ -92,13 +137,29 @@ def _status(name: str | None) -> None:
         )
 
 
+def _store(storage_block: str | None, settings: MongoSettings) -> FileStore:
+    """The named filesystem block (needs a Prefect API), else the data directory itself."""
+    if storage_block is None:
+        from qops.export.store import LocalDirStore
+
+        return LocalDirStore(settings.data_dir)
+    api = find_prefect_api(settings.data_dir)
+    if not isinstance(api, PrefectApi):
+        fail(f"--storage-block {storage_block!r} is a Prefect block and needs an API: {api.reason}")
+    use_prefect_api(api)
+    from tasks.storage import file_store
+
+    return file_store(storage_block, settings.data_dir)
+
+
 def _follow(name: str, storage_block: str | None, poll_s: float) -> None:
+    from qops.catalog.service import SyncService
+    from qops.catalog.settings import SyncSettings
+
     settings = MongoSettings()
     stop = threading.Event()
     try:
-        service = SyncService(
-            database(settings), file_store(storage_block, settings.data_dir), SyncSettings()
-        )
+        service = SyncService(database(settings), _store(storage_block, settings), SyncSettings())
         service.ensure_indexes()
         for outcomes in service.follow(name, stop, poll_s):
             for outcome in outcomes:
@@ -108,6 +169,81 @@ def _follow(name: str, storage_block: str | None, poll_s: float) -> None:
                 )
     except KeyboardInterrupt:
         stop.set()
+
+
+def _summary(name: str, outcomes: list[RunOutcome]) -> bool:
+    """Print what happened to a source's runs; return whether any run failed."""
+
+    def count(action: str) -> int:
+        return sum(1 for o in outcomes if o.action == action)
+
+    typer.echo(
+        f"{name}: {count('new')} new, {count('updated')} updated, "
+        f"{count('live')} live, {count('failed')} failed"
+    )
+    failed = False
+    for outcome in outcomes:
+        if outcome.error:
+            failed = True
+            typer.echo(f"  run {outcome.run_id}: {outcome.error}", err=True)
+    return failed
+
+
+def _sync_in_flow_run(name: str, storage_block: str | None, api: PrefectApi) -> bool:
+    """Sync ``name`` in a ``sync-qcodes`` flow run on ``api``; return whether anything failed."""
+    use_prefect_api(api)
+    from flows.sync_qcodes import SyncReport, sync_qcodes
+
+    state = sync_qcodes(source_name=name, storage_block=storage_block, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    typer.echo(f"flow run {flow_run_id} of sync-qcodes on the {api.describe()}")
+    report = state.result(raise_on_failure=False)
+    if not isinstance(report, SyncReport):
+        typer.echo(f"{name}: flow run {state.name}: {state.message or report}", err=True)
+        return True
+    failed = not state.is_completed()
+    for source in report.sources:
+        if source.error:
+            failed = True
+            typer.echo(f"{source.source}: discovery failed: {source.error}", err=True)
+            continue
+        failed = _summary(source.source, source.outcomes) or failed
+    return failed
+
+
+def _sync_here(name: str, reason: str) -> bool:
+    """Sync ``name`` in this process without Prefect; return whether anything failed.
+
+    The same work as a ``sync-qcodes`` flow run (discovery, then each due run, at most
+    ``QOPS_SYNC_CONCURRENCY`` at once), through the same service; no flow or task runs
+    are recorded.
+    """
+    from qops.catalog.service import SyncService
+    from qops.catalog.settings import SyncSettings
+
+    typer.echo(
+        f"no flow run ({reason}): syncing in this process; to see syncs in the Prefect UI, "
+        f"{NO_API_HINT}"
+    )
+    settings = MongoSettings()
+    sync = SyncSettings()
+    store = _store(None, settings)
+    db = database(settings)
+    service = SyncService(db, store, sync)
+    service.ensure_indexes()
+    try:
+        discovery = service.discover(name)
+    except QopsError as e:
+        typer.echo(f"{name}: discovery failed: {e}", err=True)
+        return True
+    with ThreadPoolExecutor(max_workers=sync.concurrency, thread_name_prefix="sync-run") as pool:
+        outcomes = list(
+            pool.map(
+                lambda run_id: SyncService(db, store, sync).sync_run(name, run_id),
+                discovery.run_ids,
+            )
+        )
+    return _summary(name, outcomes)
 
 
 def sync(
@@ -120,7 +256,11 @@ def sync(
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between passes with --follow.")] = 0.5,
 ) -> None:
-    """Sync a source now (one flow run of sync-qcodes), or show per-run state with `status`."""
+    """Sync a source now, or show per-run state with `status`.
+
+    The sync is a flow run of sync-qcodes when a Prefect API answers (the configured one or
+    the local qops server), else the same work in this process without Prefect.
+    """
     if args[0] == "status":
         if len(args) > 2:
             fail("usage: qops sync status [NAME]")
@@ -131,23 +271,14 @@ def sync(
     if follow:
         _follow(args[0], storage_block, poll)
         return
-    from flows.sync_qcodes import sync_qcodes
-
-    SyncSources.get(args[0])  # a clear error before starting a flow run
-    report = sync_qcodes(source_name=args[0], storage_block=storage_block)
-    failed = False
-    for source in report.sources:
-        if source.error:
-            failed = True
-            typer.echo(f"{source.source}: discovery failed: {source.error}", err=True)
-            continue
-        typer.echo(
-            f"{source.source}: {source.count('new')} new, {source.count('updated')} updated, "
-            f"{source.count('live')} live, {source.count('failed')} failed"
-        )
-        for outcome in source.outcomes:
-            if outcome.error:
-                failed = True
-                typer.echo(f"  run {outcome.run_id}: {outcome.error}", err=True)
+    name = args[0]
+    SyncSources.get(name)  # a clear error before anything starts
+    api = find_prefect_api(MongoSettings().data_dir)
+    if isinstance(api, PrefectApi):
+        failed = _sync_in_flow_run(name, storage_block, api)
+    elif storage_block is not None:
+        fail(f"--storage-block {storage_block!r} is a Prefect block and needs an API: {api.reason}")
+    else:
+        failed = _sync_here(name, api.reason)
     if failed:
         raise typer.Exit(1)
