@@ -57,6 +57,10 @@ class SourcesFailedError(QopsError):
             f"sync of {len(self.failed)} source(s) failed ({', '.join(self.failed)}): {details}"
         )
 
+    def __reduce__(self) -> tuple[type[SourcesFailedError], tuple[SyncReport]]:
+        # Rebuilt from its report when Prefect hands the failed state's exception back.
+        return (type(self), (self.report,))
+
 
 def _artifact_key(sources: list[str]) -> str:
     name = sources[0] if len(sources) == 1 else "all-sources"

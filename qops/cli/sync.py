@@ -192,12 +192,14 @@ def _summary(name: str, outcomes: list[RunOutcome]) -> bool:
 def _sync_in_flow_run(name: str, storage_block: str | None, api: PrefectApi) -> bool:
     """Sync ``name`` in a ``sync-qcodes`` flow run on ``api``; return whether anything failed."""
     use_prefect_api(api)
-    from flows.sync_qcodes import SyncReport, sync_qcodes
+    from flows.sync_qcodes import SourcesFailedError, SyncReport, sync_qcodes
 
     state = sync_qcodes(source_name=name, storage_block=storage_block, return_state=True)
     flow_run_id = state.state_details.flow_run_id
     typer.echo(f"flow run {flow_run_id} of sync-qcodes on the {api.describe()}")
     report = state.result(raise_on_failure=False)
+    if isinstance(report, SourcesFailedError):
+        report = report.report  # the flow run failed for its sources; the others are synced
     if not isinstance(report, SyncReport):
         typer.echo(f"{name}: flow run {state.name}: {state.message or report}", err=True)
         return True

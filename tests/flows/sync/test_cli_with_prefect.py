@@ -42,3 +42,25 @@ def test_cli_with_prefect_api_saves_block_and_syncs_in_a_flow_run(
     assert mongo_db.datasets.count_documents({"source": "cli-lab"}) == 2
     for result in (added, synced):
         assert "telemetry" not in (result.stdout + result.stderr).lower()
+
+
+def test_cli_sync_of_vanished_database_in_flow_run_names_it_and_exits_1(
+    prefect_api: str, mongo_settings: MongoSettings, tmp_path: Path
+) -> None:
+    db = tmp_path / "gone.db"
+    conn, exp = create_db(db)
+    run_1d(exp)
+    conn.close()
+    added = run_qops("sources", "add", "cli-gone", "--database", str(db), "--set-up", "fridge")
+    assert added.returncode == 0, added.stderr
+    db.unlink()
+
+    synced = run_qops("sync", "cli-gone")
+
+    assert synced.returncode == 1
+    assert "cli-gone: discovery failed" in synced.stderr
+    assert str(db) in synced.stderr
+    match = re.search(r"flow run ([0-9a-f-]{36}) of sync-qcodes", synced.stdout)
+    assert match is not None, synced.stdout
+    flow_run = httpx.get(f"{prefect_api}/flow_runs/{match.group(1)}").json()
+    assert flow_run["state"]["type"] == "FAILED"
