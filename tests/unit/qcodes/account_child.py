@@ -28,6 +28,7 @@ from qcodes.dataset import (
 from qcodes.dataset.sqlite.database import connect
 from qcodes.parameters import ManualParameter
 
+from qops.qcodes.errors import QcodesDatabaseError
 from qops.qcodes.reader import QcodesReader
 
 
@@ -76,7 +77,12 @@ def lab(db: str) -> None:
 
 def sync(db: str) -> None:
     out: dict[str, Any] = {}
-    with QcodesReader(db, busy_timeout_s=5) as reader:
+    try:
+        reader = QcodesReader(db, busy_timeout_s=5).open()
+    except QcodesDatabaseError as e:
+        print(f"@{json.dumps({'error': type(e).__name__, 'message': str(e)})}", flush=True)
+        return
+    with reader:
         for summary in reader.runs_after(0):
             info = reader.run_info(summary.run_id)
             data = reader.parameter_data(info)

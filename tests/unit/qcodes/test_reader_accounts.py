@@ -252,3 +252,25 @@ def test_reader_root_account_reads_crashed_writer_leaves_shm_bytes_unchanged(
 
     assert folder_state(folder, db) == before
     assert read == {"1": {"completed": False, "data": {"z": expected_rows(30)}}}
+
+
+@pytest.mark.parametrize("lab_folder", [False], ids=["folder-ro"], indirect=True)
+def test_reader_file_other_account_may_not_read_says_permission_denied(
+    accounts: tuple[Account, Account], lab_folder: tuple[Path, Path]
+) -> None:
+    lab_account, sync_account = accounts
+    folder, home = lab_folder
+    db = folder / "lab.db"
+    lab = Lab(lab_account, db, home)
+    lab.send("start")
+    lab.send("add 3")
+    lab.send("quit")
+    lab.proc.wait(timeout=30)
+    db.chmod(0o600)
+
+    read = sync_read(sync_account, db, home)
+
+    assert read["error"] == "DatabaseUnreadableError"
+    assert f"cannot be read by the account {sync_account.name}" in read["message"]
+    assert "Permission denied" in read["message"]
+    assert "not an SQLite database" not in read["message"]
