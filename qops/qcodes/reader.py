@@ -44,10 +44,12 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
@@ -283,24 +285,74 @@ def file_stamp(path: Path) -> list[int]:
     return stamp
 
 
+_KEEP_IDLE_S = 300.0
+
+
+@dataclass
+class _Kept:
+    """A connection a closed reader kept for the next reader of the same file."""
+
+    conn: sqlite3.Connection
+    lock: _SharedLock
+    mode: _ReadMode
+    identity: tuple[int, int]
+    kept_at: float
+    memo: dict[str, tuple[sqlite3.Connection, int, str]]
+
+    def close(self) -> None:
+        self.conn.close()
+        self.lock.release()
+        os.close(self.lock.fd)
+
+
+_kept_guard = threading.Lock()
+_kept: dict[Path, _Kept] = {}
+
+
+def _take_kept(path: Path) -> _Kept | None:
+    with _kept_guard:
+        _expire_kept(_KEEP_IDLE_S)
+        return _kept.pop(path, None)
+
+
+def _expire_kept(max_idle_s: float) -> None:
+    now = time.monotonic()
+    for path, kept in list(_kept.items()):
+        if now - kept.kept_at >= max_idle_s:
+            del _kept[path]
+            kept.close()
+
+
+def close_kept_connections() -> None:
+    """Close every connection kept by readers opened with ``reuse=True`` (releasing locks)."""
+    with _kept_guard:
+        _expire_kept(0.0)
+
+
 class QcodesReader:
     """A read-only view of one QCoDeS database file.
 
     Args:
         path: The ``.db`` file.
         busy_timeout_s: How long a statement waits for a writer's lock before failing.
+        reuse: On close, keep the connection (up to 5 min idle) for the next reader of the
+            same file in this process, which then skips parsing the schema of every results
+            table. A kept WAL or ``immutable`` connection keeps its SHARED lock: a writer
+            closing meanwhile leaves its ``-wal`` and ``-shm`` (as with any open reader).
 
     Use as a context manager, or call :meth:`open` and :meth:`close`.
     """
 
-    def __init__(self, path: Path | str, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: Path | str, busy_timeout_s: float = 5.0, reuse: bool = False) -> None:
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
+        self.reuse = reuse
         self._conn: sqlite3.Connection | None = None
         self.schema_version = 0
         self._lock: _SharedLock | None = None
         self._mode: _ReadMode | None = None
         self._snapshot_dir: Path | None = None
+        self._memo: dict[str, tuple[sqlite3.Connection, int, str]] = {}
 
     # -- connection ------------------------------------------------------------------
 
@@ -319,6 +371,14 @@ class QcodesReader:
             DatabaseLockedError: A writer held the lock past the busy timeout.
         """
         where = str(self.path)
+        if self.reuse and self._adopt_kept():
+            try:
+                _consistent(QcodesReader._check_schema)(self)
+            except BaseException:
+                self.reuse = False  # do not keep a connection that failed its checks
+                self.close()
+                raise
+            return self
         if self.path.is_dir():
             raise DatabaseIsDirectoryError(where)
         try:
@@ -347,6 +407,36 @@ class QcodesReader:
             self.close()
             raise
         return self
+
+    def _adopt_kept(self) -> bool:
+        """Take over a kept connection to this same file (same device and inode)."""
+        kept = _take_kept(self.path)
+        if kept is None:
+            return False
+        try:
+            st = self.path.stat()
+        except OSError:
+            kept.close()
+            return False
+        if (st.st_dev, st.st_ino) != kept.identity:
+            kept.close()
+            return False
+        self._conn, self._lock, self._mode = kept.conn, kept.lock, kept.mode
+        self._memo = kept.memo  # entries name their connection: stale ones never match
+        if kept.mode == "rollback":
+            # No lock was kept: recheck the journal mode under the lock, as a fresh open does.
+            if not self._lock.acquire(self.busy_timeout_s):
+                self.close()
+                raise DatabaseLockedError(str(self.path), self.busy_timeout_s)
+            if os.pread(self._lock.fd, 2, 18) == b"\x02\x02":
+                self._conn.close()
+                self._conn = self._connect()
+            if self._mode == "rollback":
+                self._lock.release()
+        else:
+            with suppress(_SnapshotMovedError):  # a -wal appeared: now connected in WAL mode
+                self._check_moved()
+        return True
 
     def _connect(self) -> sqlite3.Connection:
         """Connect in the mode the side files allow (the SHARED lock is held)."""
@@ -395,11 +485,26 @@ class QcodesReader:
         shutil.copyfile(self.path, copy)
         shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
         if shm.exists():
+            shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+            self._snapshot_dir = None
             return None
         return copy
 
     def close(self) -> None:
-        """Close the connection and release the lock (idempotent)."""
+        """Close the connection and release the lock (idempotent); see ``reuse``."""
+        mode = self._mode
+        keep = self.reuse and mode not in (None, "snapshot")  # a private copy goes stale
+        if keep and self._conn is not None and self._lock is not None and mode is not None:
+            st = os.fstat(self._lock.fd)
+            identity = (st.st_dev, st.st_ino)
+            kept = _Kept(self._conn, self._lock, mode, identity, time.monotonic(), self._memo)
+            with _kept_guard:
+                previous = _kept.pop(self.path, None)
+                _kept[self.path] = kept
+            if previous is not None:
+                previous.close()
+            self._conn, self._lock, self._mode = None, None, None
+            return
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -538,9 +643,19 @@ class QcodesReader:
             f"SELECT count(*), group_concat(run_id || ':' || {self._fingerprint_expression()}, ';')"
             " FROM runs"
         )
+        # On a kept connection (``reuse``), SQLite's data_version (a read-only PRAGMA) tells
+        # whether anyone committed since the last fingerprint: then it is reused.
+        with self._guard("fingerprinting runs"):
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        memo = self._memo.get("fingerprint")
+        if memo is not None and memo[0] is self._conn and memo[1] == version:
+            return memo[2]
         with self._guard("fingerprinting runs"):
             count, text = self.conn.execute(sql).fetchone()
-        return hashlib.sha1(f"{count}/{text}".encode()).hexdigest()
+        fingerprint = hashlib.sha1(f"{count}/{text}".encode()).hexdigest()
+        if self._conn is not None:
+            self._memo["fingerprint"] = (self._conn, version, fingerprint)
+        return fingerprint
 
     @_consistent
     def run_fingerprints(self) -> dict[int, str]:

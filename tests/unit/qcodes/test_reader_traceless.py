@@ -14,7 +14,7 @@ from qcodes.dataset.sqlite.database import connect
 from qcodes.parameters import ManualParameter
 
 from qops.qcodes.errors import DatabaseIsDirectoryError, RunReadError
-from qops.qcodes.reader import QcodesReader
+from qops.qcodes.reader import QcodesReader, close_kept_connections
 from tests.unit.qcodes.qcodes_dbs import create_db, run_1d, sha256
 
 
@@ -174,3 +174,37 @@ def test_reader_while_qcodes_writes_and_checkpoints_reads_only_whole_rows(tmp_pa
         early.close()
     assert not errors
     assert len(lengths) > 3
+
+
+def test_reader_reuse_keeps_connection_and_still_sees_every_change(tmp_path: Path) -> None:
+    """``reuse=True``: the next reader of the file takes the kept connection (no schema
+    parse); a run, a metadata change and a writer's ``-wal`` are all still seen."""
+    db = tmp_path / "lab.db"
+    wal_db(db)
+    before = listing(tmp_path)
+    try:
+        with QcodesReader(db, reuse=True) as reader:
+            first = reader.conn
+            fingerprint = reader.metadata_fingerprint()
+        assert listing(tmp_path) == before
+        with QcodesReader(db, reuse=True) as reader:
+            assert reader.conn is first
+            assert reader.metadata_fingerprint() == fingerprint
+        conn = connect(db)
+        run_1d(load_experiment(1, conn=conn), n=5)
+        with QcodesReader(db, reuse=True) as reader:
+            assert [r.run_id for r in reader.runs_after(0)] == [1, 2]
+            assert reader.metadata_fingerprint() != fingerprint
+            fingerprint = reader.metadata_fingerprint()
+        conn.execute("ALTER TABLE runs ADD COLUMN inspectr_tag TEXT")
+        conn.execute("UPDATE runs SET inspectr_tag = 'star' WHERE run_id = 1")
+        conn.commit()
+        with QcodesReader(db, reuse=True) as reader:
+            assert reader.metadata_fingerprint() != fingerprint
+            assert reader.run_info(1).metadata == {"inspectr_tag": "star"}
+        conn.close()
+    finally:
+        close_kept_connections()
+    # Once released, the lab's last connection cleans up as always.
+    connect(db).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.db"]
