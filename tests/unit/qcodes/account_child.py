@@ -6,9 +6,9 @@ interpreter of this machine lives where unprivileged accounts cannot read it, so
 be started as the account itself.
 
 Roles:
-- ``lab``: a QCoDeS measurement driven by lines on stdin (``start``, ``add N``, ``finish``,
-  ``crash``, ``quit``); answers one line starting with ``@`` per command on stdout (QCoDeS
-  prints there too).
+- ``lab``: a QCoDeS measurement driven by lines on stdin (``start``, ``add N``,
+  ``stream N``, ``finish``, ``crash``, ``quit``); answers one line starting with ``@`` per
+  command on stdout (QCoDeS prints there too).
 - ``sync``: reads every run with :class:`QcodesReader`, prints them as one JSON line after ``@``.
 """
 
@@ -63,6 +63,13 @@ def lab(db: str) -> None:
                 saver.add_result((x, float(total)), (z, float(total) * 2.0))
                 total += 1
             saver.flush_data_to_database(block=True)
+            print(f"@ok {total}", flush=True)
+        elif command == "stream":  # rows in flushed batches of 10, as fast as QCoDeS goes
+            for _ in range(int(args[0]) // 10):
+                for _ in range(10):
+                    saver.add_result((x, float(total)), (z, float(total) * 2.0))
+                    total += 1
+                saver.flush_data_to_database(block=True)
             print(f"@ok {total}", flush=True)
         elif command == "finish":
             context.__exit__(None, None, None)

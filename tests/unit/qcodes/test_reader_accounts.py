@@ -82,10 +82,16 @@ class Lab:
         self.proc = _child(account, "lab", db, home)
 
     def send(self, command: str) -> str:
+        self.post(command)
+        return self.answer(command)
+
+    def post(self, command: str) -> None:
         assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
+
+    def answer(self, command: str) -> str:
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("@"):
                 return line[1:].strip()
@@ -274,3 +280,38 @@ def test_reader_file_other_account_may_not_read_says_permission_denied(
     assert f"cannot be read by the account {sync_account.name}" in read["message"]
     assert "Permission denied" in read["message"]
     assert "not an SQLite database" not in read["message"]
+
+
+def entries(folder: Path) -> dict[str, tuple[int, int, str]]:
+    return {
+        p.name: (p.stat().st_uid, p.stat().st_gid, stat.filemode(p.stat().st_mode))
+        for p in sorted(folder.iterdir())
+    }
+
+
+@pytest.mark.parametrize("lab_folder", [False, True], ids=["folder-ro", "folder-rw"], indirect=True)
+def test_reader_other_account_reads_while_lab_streams_rows_sees_committed_prefix(
+    accounts: tuple[Account, Account], lab_folder: tuple[Path, Path]
+) -> None:
+    """The lab commits rows as fast as QCoDeS goes while the sync reads, repeatedly."""
+    lab_account, sync_account = accounts
+    folder, home = lab_folder
+    db = folder / "lab.db"
+    lab = Lab(lab_account, db, home)
+    lab.send("start")
+    lab.send("add 10")
+    before = entries(folder)
+    lab.post("stream 40000")
+    seen = set()
+    for _ in range(3):
+        read = sync_read(sync_account, db, home)
+        rows = read["1"]["data"]["z"]
+        n = len(rows["x"])
+        assert rows == expected_rows(n)
+        seen.add(n)
+        assert entries(folder) == before
+    assert lab.answer("stream 40000") == "ok 40010"
+    assert lab.send("add 1") == "ok 40011"
+    assert len(seen) > 1
+    assert entries(folder) == before
+    lab.send("quit")
