@@ -298,6 +298,7 @@ class _Kept:
     identity: tuple[int, int]
     kept_at: float
     memo: dict[str, tuple[sqlite3.Connection, int, str]]
+    state: dict[str, Any]
 
     def close(self) -> None:
         self.conn.close()
@@ -305,6 +306,9 @@ class _Kept:
         os.close(self.lock.fd)
 
 
+_NOT_KEPT = frozenset(
+    ("path", "busy_timeout_s", "reuse", "_conn", "_lock", "_mode", "_snapshot_dir", "_memo")
+)
 _kept_guard = threading.Lock()
 _kept: dict[Path, _Kept] = {}
 
@@ -373,7 +377,7 @@ class QcodesReader:
         where = str(self.path)
         if self.reuse and self._adopt_kept():
             try:
-                _consistent(QcodesReader._check_schema)(self)
+                self._recheck_schema()
             except BaseException:
                 self.reuse = False  # do not keep a connection that failed its checks
                 self.close()
@@ -402,11 +406,29 @@ class QcodesReader:
                 # Readers of a rollback-journal database lock per statement (SQLite does);
                 # holding SHARED here would block the writer.
                 self._lock.release()
-            _consistent(QcodesReader._check_schema)(self)
+            self._recheck_schema()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _recheck_schema(self) -> None:
+        """Run the schema checks, unless this connection passed them on the same schema.
+
+        A kept connection carries what the checks found; they are skipped while SQLite's
+        schema cookie and ``user_version`` (read-only PRAGMAs) are those they ran on, so a
+        touched file is not scanned again (``sqlite_master`` lists every results table).
+        """
+        with self._guard("reading the schema"):
+            cookie = int(self.conn.execute("PRAGMA schema_version").fetchone()[0])
+            user = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        seen = f"{cookie}/{user}"
+        memo = self._memo.get("schema")
+        if memo is not None and memo[0] is self._conn and memo[2] == seen:
+            return
+        _consistent(QcodesReader._check_schema)(self)
+        if self._conn is not None:
+            self._memo["schema"] = (self._conn, 0, seen)
 
     def _adopt_kept(self) -> bool:
         """Take over a kept connection to this same file (same device and inode)."""
@@ -423,6 +445,7 @@ class QcodesReader:
             return False
         self._conn, self._lock, self._mode = kept.conn, kept.lock, kept.mode
         self._memo = kept.memo  # entries name their connection: stale ones never match
+        vars(self).update(kept.state)  # what the schema checks found (see _recheck_schema)
         if kept.mode == "rollback":
             # No lock was kept: recheck the journal mode under the lock, as a fresh open does.
             if not self._lock.acquire(self.busy_timeout_s):
@@ -497,7 +520,10 @@ class QcodesReader:
         if keep and self._conn is not None and self._lock is not None and mode is not None:
             st = os.fstat(self._lock.fd)
             identity = (st.st_dev, st.st_ino)
-            kept = _Kept(self._conn, self._lock, mode, identity, time.monotonic(), self._memo)
+            state = {k: v for k, v in vars(self).items() if k not in _NOT_KEPT}
+            kept = _Kept(
+                self._conn, self._lock, mode, identity, time.monotonic(), self._memo, state
+            )
             with _kept_guard:
                 previous = _kept.pop(self.path, None)
                 _kept[self.path] = kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -13,7 +14,11 @@ from qcodes.dataset.experiment_container import load_experiment
 from qcodes.dataset.sqlite.database import connect
 from qcodes.parameters import ManualParameter
 
-from qops.qcodes.errors import DatabaseIsDirectoryError, RunReadError
+from qops.qcodes.errors import (
+    DatabaseIsDirectoryError,
+    RunReadError,
+    UnsupportedSchemaVersionError,
+)
 from qops.qcodes.reader import QcodesReader, close_kept_connections
 from tests.unit.qcodes.qcodes_dbs import create_db, run_1d, sha256
 
@@ -202,9 +207,15 @@ def test_reader_reuse_keeps_connection_and_still_sees_every_change(tmp_path: Pat
         with QcodesReader(db, reuse=True) as reader:
             assert reader.metadata_fingerprint() != fingerprint
             assert reader.run_info(1).metadata == {"inspectr_tag": "star"}
+        conn.execute("PRAGMA user_version = 99")  # e.g. a newer QCoDeS upgraded the file
+        conn.commit()
+        with pytest.raises(UnsupportedSchemaVersionError, match="schema version 99"):
+            QcodesReader(db, reuse=True).open()
         conn.close()
     finally:
         close_kept_connections()
     # Once released, the lab's last connection cleans up as always.
-    connect(db).close()
+    lab = sqlite3.connect(db)
+    lab.execute("SELECT count(*) FROM runs").fetchone()
+    lab.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.db"]
