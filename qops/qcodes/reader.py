@@ -1,7 +1,8 @@
 """Read-only access to a lab's QCoDeS SQLite database.
 
 The reader never modifies the file: it opens it with a ``file:...?mode=ro`` URI, issues
-no PRAGMA that writes (only ``user_version`` and ``table_info`` are read), never runs
+no PRAGMA that writes (only ``user_version``, ``table_info``, ``schema_version`` and
+``data_version`` are read), never runs
 QCoDeS's schema upgrades and never touches QCoDeS's global configuration. QCoDeS's own
 loaders upgrade older databases in place, so the tables are read here, by column name,
 for each supported schema version.
