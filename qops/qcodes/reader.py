@@ -203,10 +203,10 @@ class _SharedLock:
     """SQLite's SHARED lock on a database file, held by this reader.
 
     It is an open-file-description lock (Linux ``F_OFD_SETLK``): unlike a POSIX lock it
-    belongs to this descriptor alone, so it neither drops nor drops SQLite's own locks when
-    either side closes a descriptor. It conflicts with a writer's EXCLUSIVE lock only,
-    which in WAL mode is needed solely to checkpoint and delete the ``-wal`` at close (the
-    writer then just leaves its files) or to leave WAL mode.
+    belongs to this descriptor alone, so SQLite closing its descriptors does not release
+    it, and closing this one does not release SQLite's locks. It conflicts only with a
+    writer's EXCLUSIVE lock, which in WAL mode is needed solely to checkpoint and delete the
+    ``-wal`` at close (the writer then just leaves its files) or to leave WAL mode.
     """
 
     def __init__(self, fd: int) -> None:
@@ -378,7 +378,7 @@ class QcodesReader:
         where = str(self.path)
         if self.reuse and self._adopt_kept():
             try:
-                self._recheck_schema()
+                _consistent(QcodesReader._recheck_schema)(self)
             except BaseException:
                 self.reuse = False  # do not keep a connection that failed its checks
                 self.close()
@@ -407,7 +407,7 @@ class QcodesReader:
                 # Readers of a rollback-journal database lock per statement (SQLite does);
                 # holding SHARED here would block the writer.
                 self._lock.release()
-            self._recheck_schema()
+            _consistent(QcodesReader._recheck_schema)(self)
         except BaseException:
             self.close()
             raise
