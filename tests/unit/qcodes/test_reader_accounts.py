@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,13 +59,31 @@ def accounts() -> Iterator[tuple[Account, Account]]:
             Account(sync.pw_name, sync.pw_uid, sync.pw_gid),
         )
     finally:
+        for proc in _STARTED:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
         for name in made:
-            subprocess.run(["userdel", name], check=False, capture_output=True)
+            _userdel(name)
+
+
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+def _userdel(name: str) -> None:
+    """Remove the account; userdel refuses (8) while a process of it is still exiting."""
+    deadline = time.monotonic() + 30
+    while True:
+        done = subprocess.run(["userdel", name], check=False, capture_output=True, text=True)
+        if done.returncode == 0 or time.monotonic() > deadline:
+            assert done.returncode == 0, f"userdel {name}: {done.stderr}"
+            return
+        time.sleep(0.1)
 
 
 def _child(account: Account, role: str, db: Path, home: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, str(CHILD), str(account.uid), str(account.gid), role, str(db)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -73,6 +92,8 @@ def _child(account: Account, role: str, db: Path, home: Path) -> subprocess.Pope
         env=env,
         cwd=str(home),
     )
+    _STARTED.append(proc)
+    return proc
 
 
 class Lab:
