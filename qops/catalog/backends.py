@@ -232,11 +232,18 @@ class SyncBackend:
 
 
 def validation_problems(error: ValidationError) -> list[str]:
-    """Return one ``field: message`` line per violation in ``error``."""
-    return [
-        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-        for err in error.errors()
-    ]
+    """Return one ``field: message`` line per violation in ``error``.
+
+    A validator's own ``ValueError`` is given as its text, without pydantic's
+    ``Value error, `` prefix.
+    """
+    problems = []
+    for err in error.errors():
+        message = err["msg"]
+        if err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        problems.append(f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {message}")
+    return problems
 
 
 def installed_backends() -> dict[str, type[SyncBackend]]:

@@ -117,7 +117,7 @@ class QcodesSourceReader:
 
     def __init__(self, config: QCoDeSConfigData, busy_timeout_s: float) -> None:
         self.config = config
-        self.reader = QcodesReader(config.database_path, busy_timeout_s=busy_timeout_s)
+        self.reader = QcodesReader(config.database_path, busy_timeout_s=busy_timeout_s, reuse=True)
 
     def __enter__(self) -> Self:
         self.reader.open()

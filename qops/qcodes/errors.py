@@ -27,6 +27,21 @@ class DatabaseNotFoundError(QcodesDatabaseError):
         super().__init__(path, "no such file")
 
 
+class DatabaseIsDirectoryError(QcodesDatabaseError):
+    """The path given as the database is a directory."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "is a directory, not a database file")
+
+
+class DatabaseUnreadableError(QcodesDatabaseError):
+    """The file exists but this OS account may not read it (permissions)."""
+
+    def __init__(self, path: str, account: str, detail: str) -> None:
+        self.account = account
+        super().__init__(path, f"cannot be read by the account {account} ({detail})")
+
+
 class NotSqliteError(QcodesDatabaseError):
     """The file is not an SQLite database."""
 

@@ -1,12 +1,29 @@
 """Read-only access to a lab's QCoDeS SQLite database.
 
 The reader never modifies the file: it opens it with a ``file:...?mode=ro`` URI, issues
-no PRAGMA that writes (only ``user_version`` and ``table_info`` are read), never runs
+no PRAGMA that writes (only ``user_version``, ``table_info``, ``schema_version`` and
+``data_version`` are read), never runs
 QCoDeS's schema upgrades and never touches QCoDeS's global configuration. QCoDeS's own
 loaders upgrade older databases in place, so the tables are read here, by column name,
 for each supported schema version (2 to 9); what an older version lacks is derived the
 way QCoDeS's upgrade would derive it (see :data:`RUN_COLUMNS`), so an old file reads as
 its upgraded copy would.
+
+It also leaves no trace beside the file, whichever OS account runs it: a plain read-only
+open of a WAL database creates ``-wal`` and ``-shm`` files owned by the reader's account
+(which then break the lab's next write) and fails when the folder is not writable. So the
+reader first takes SQLite's SHARED lock on the ``.db`` (the lock every WAL connection
+holds; it stops only a writer's close-time checkpoint and WAL deletion, never a write)
+and picks one of (see ``docs/sync.md``, "How the lab's file is read"):
+
+- no ``-wal``: ``immutable=1`` (no locks, no side files). While the SHARED lock is held,
+  the ``.db`` can only change through a checkpoint, which needs a ``-wal`` that cannot be
+  deleted before the lock is released; so after each statement the reader checks that no
+  ``-wal`` appeared, and otherwise reconnects in WAL mode and runs the call again.
+- ``-wal`` and ``-shm``: ``mode=ro&readonly_shm=1``, SQLite's protocol for WAL readers
+  that may not write the ``-shm`` (it never writes a byte of either file).
+- ``-wal`` without ``-shm`` (a crashed writer whose ``-shm`` was removed): a private copy
+  of both into a temporary directory, kept only if no ``-shm`` appeared meanwhile.
 
 Reads are short: every statement is its own read transaction (autocommit), and a run's
 data is fetched in windows of row ids, so a measurement writing to the same file is never
@@ -17,17 +34,28 @@ QCoDeS's.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import functools
 import hashlib
 import io
 import json
 import logging
+import os
+import pwd
+import shutil
 import sqlite3
+import struct
+import tempfile
+import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +67,10 @@ from qcodes.parameters import ParamSpecBase
 from qcodes.utils.numpy_utils import list_of_data_to_maybe_ragged_nd_array
 
 from qops.qcodes.errors import (
+    DatabaseIsDirectoryError,
     DatabaseLockedError,
     DatabaseNotFoundError,
+    DatabaseUnreadableError,
     NotQcodesDatabaseError,
     NotSqliteError,
     QcodesDatabaseError,
@@ -143,17 +173,116 @@ class RunInfo(BaseModel):
             RunReadError: The stored description is not valid JSON of a known version.
         """
         try:
+            decoded = json.loads(self.run_description)
+        except ValueError as e:
+            raise RunReadError(path, self.run_id, "run_description", f"not JSON ({e})") from e
+        if not isinstance(decoded, dict):
+            found = type(decoded).__name__
+            raise RunReadError(
+                path, self.run_id, "run_description", f"expected a JSON object, found {found}"
+            )
+        try:
             return serial.from_json_to_current(self.run_description)
-        except (ValueError, KeyError, TypeError) as e:
-            raise RunReadError(path, self.run_id, "run_description", str(e)) from e
+        except KeyError as e:
+            raise RunReadError(
+                path, self.run_id, "run_description", f"unknown shape: no key {e}"
+            ) from e
+        except (ValueError, TypeError, AttributeError) as e:
+            raise RunReadError(
+                path, self.run_id, "run_description", f"unknown shape: {type(e).__name__}: {e}"
+            ) from e
 
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _read_only_uri(path: Path) -> str:
-    return "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
+def _read_only_uri(path: Path, *options: str) -> str:
+    return "file:" + urllib.parse.quote(str(path)) + "?" + "&".join(("mode=ro", *options))
+
+
+def _account() -> str:
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# SQLite's lock bytes (os_unix.c): a SHARED lock is a read lock on the 510 bytes after
+# PENDING and RESERVED, taken while holding a read lock on PENDING (so a writer waiting
+# for EXCLUSIVE is not starved).
+_PENDING_BYTE = 0x40000000
+_SHARED_FIRST = _PENDING_BYTE + 2
+_SHARED_SIZE = 510
+_FLOCK = struct.Struct("@hhqqi4x")  # Linux struct flock: type, whence, start, len, pid
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+
+
+class _SharedLock:
+    """SQLite's SHARED lock on a database file, held by this reader.
+
+    It is an open-file-description lock (Linux ``F_OFD_SETLK``): unlike a POSIX lock it
+    belongs to this descriptor alone, so SQLite closing its descriptors does not release
+    it, and closing this one does not release SQLite's locks. It conflicts only with a
+    writer's EXCLUSIVE lock, which in WAL mode is needed solely to checkpoint and delete the
+    ``-wal`` at close (the writer then just leaves its files) or to leave WAL mode.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def _set(self, kind: int, start: int, length: int) -> bool:
+        if _OFD_SETLK is None:
+            return True
+        try:
+            fcntl.fcntl(self.fd, _OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, start, length, 0))
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def acquire(self, timeout_s: float) -> bool:
+        """Take the lock, retrying while a writer holds PENDING or EXCLUSIVE; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._set(fcntl.F_RDLCK, _PENDING_BYTE, 1):
+                got = self._set(fcntl.F_RDLCK, _SHARED_FIRST, _SHARED_SIZE)
+                self._set(fcntl.F_UNLCK, _PENDING_BYTE, 1)
+                if got:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+
+    def release(self) -> None:
+        self._set(fcntl.F_UNLCK, _SHARED_FIRST, _SHARED_SIZE)
+
+
+class _SnapshotMovedError(Exception):
+    """Internal: a ``-wal`` appeared under an ``immutable`` connection; the call is rerun."""
+
+
+_ReadMode = Literal["immutable", "wal", "snapshot", "rollback"]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _consistent(
+    method: Callable[Concatenate[QcodesReader, _P], _R],
+) -> Callable[Concatenate[QcodesReader, _P], _R]:
+    """Rerun ``method`` once if its reads moved from an ``immutable`` to a WAL connection."""
+
+    @functools.wraps(method)
+    def wrapper(self: QcodesReader, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except _SnapshotMovedError:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _is_locked(error: sqlite3.OperationalError) -> bool:
@@ -178,61 +307,280 @@ def file_stamp(path: Path) -> list[int]:
     return stamp
 
 
+_KEEP_IDLE_S = 300.0
+
+
+@dataclass
+class _Kept:
+    """A connection a closed reader kept for the next reader of the same file."""
+
+    conn: sqlite3.Connection
+    lock: _SharedLock
+    mode: _ReadMode
+    identity: tuple[int, int]
+    kept_at: float
+    memo: dict[str, tuple[sqlite3.Connection, int, str]]
+    state: dict[str, Any]
+
+    def close(self) -> None:
+        self.conn.close()
+        self.lock.release()
+        os.close(self.lock.fd)
+
+
+_NOT_KEPT = frozenset(
+    ("path", "busy_timeout_s", "reuse", "_conn", "_lock", "_mode", "_snapshot_dir", "_memo")
+)
+_kept_guard = threading.Lock()
+_kept: dict[Path, _Kept] = {}
+
+
+def _take_kept(path: Path) -> _Kept | None:
+    with _kept_guard:
+        _expire_kept(_KEEP_IDLE_S)
+        return _kept.pop(path, None)
+
+
+def _expire_kept(max_idle_s: float) -> None:
+    now = time.monotonic()
+    for path, kept in list(_kept.items()):
+        if now - kept.kept_at >= max_idle_s:
+            del _kept[path]
+            kept.close()
+
+
+def close_kept_connections() -> None:
+    """Close every connection kept by readers opened with ``reuse=True`` (releasing locks)."""
+    with _kept_guard:
+        _expire_kept(0.0)
+
+
 class QcodesReader:
     """A read-only view of one QCoDeS database file.
 
     Args:
         path: The ``.db`` file.
         busy_timeout_s: How long a statement waits for a writer's lock before failing.
+        reuse: On close, keep the connection (up to 5 min idle) for the next reader of the
+            same file in this process, which then skips parsing the schema of every results
+            table. A kept WAL or ``immutable`` connection keeps its SHARED lock: a writer
+            closing meanwhile leaves its ``-wal`` and ``-shm`` (as with any open reader).
 
     Use as a context manager, or call :meth:`open` and :meth:`close`.
     """
 
-    def __init__(self, path: Path | str, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: Path | str, busy_timeout_s: float = 5.0, reuse: bool = False) -> None:
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
+        self.reuse = reuse
         self._conn: sqlite3.Connection | None = None
         self.schema_version = 0
         self._run_columns: tuple[str, ...] = ()
+        self._lock: _SharedLock | None = None
+        self._mode: _ReadMode | None = None
+        self._snapshot_dir: Path | None = None
+        self._memo: dict[str, tuple[sqlite3.Connection, int, str]] = {}
 
     # -- connection ------------------------------------------------------------------
 
     def open(self) -> Self:
         """Open the file read-only and check that it is a supported QCoDeS database.
 
+        Nothing is created, written or left beside the file (see the module docstring).
+
         Raises:
             DatabaseNotFoundError: The file does not exist.
+            DatabaseIsDirectoryError: The path is a directory.
+            DatabaseUnreadableError: This OS account may not read the file.
             NotSqliteError: The file is not SQLite.
             NotQcodesDatabaseError: SQLite without QCoDeS's tables.
             UnsupportedSchemaVersionError: A schema version the reader does not support.
             DatabaseLockedError: A writer held the lock past the busy timeout.
         """
         where = str(self.path)
-        if not self.path.is_file():
-            raise DatabaseNotFoundError(where)
+        if self.reuse and self._adopt_kept():
+            try:
+                _consistent(QcodesReader._recheck_schema)(self)
+            except BaseException:
+                self.reuse = False  # do not keep a connection that failed its checks
+                self.close()
+                raise
+            return self
+        if self.path.is_dir():
+            raise DatabaseIsDirectoryError(where)
         try:
-            conn = sqlite3.connect(
-                _read_only_uri(self.path),
-                uri=True,
-                timeout=self.busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as e:
-            raise NotSqliteError(where, str(e)) from e
-        self._conn = conn
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError as e:
+            raise DatabaseNotFoundError(where) from e
+        except PermissionError as e:
+            raise DatabaseUnreadableError(
+                where, _account(), e.strerror or "permission denied"
+            ) from e
+        self._lock = _SharedLock(fd)
         try:
-            self._check_schema()
+            header = os.pread(fd, 100, 0)
+            if not header.startswith(_SQLITE_MAGIC):
+                what = "the file is empty" if not header else "no SQLite header"
+                raise NotSqliteError(where, what)
+            if not self._lock.acquire(self.busy_timeout_s):
+                raise DatabaseLockedError(where, self.busy_timeout_s)
+            self._conn = self._connect()
+            if self._mode == "rollback":
+                # Readers of a rollback-journal database lock per statement (SQLite does);
+                # holding SHARED here would block the writer.
+                self._lock.release()
+            _consistent(QcodesReader._recheck_schema)(self)
         except BaseException:
             self.close()
             raise
         return self
 
+    def _recheck_schema(self) -> None:
+        """Run the schema checks, unless this connection passed them on the same schema.
+
+        A kept connection carries what the checks found; they are skipped while SQLite's
+        schema cookie and ``user_version`` (read-only PRAGMAs) are those they ran on, so a
+        touched file is not scanned again (``sqlite_master`` lists every results table).
+        """
+        with self._guard("reading the schema"):
+            cookie = int(self.conn.execute("PRAGMA schema_version").fetchone()[0])
+            user = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        seen = f"{cookie}/{user}"
+        memo = self._memo.get("schema")
+        if memo is not None and memo[0] is self._conn and memo[2] == seen:
+            return
+        _consistent(QcodesReader._check_schema)(self)
+        if self._conn is not None:
+            self._memo["schema"] = (self._conn, 0, seen)
+
+    def _adopt_kept(self) -> bool:
+        """Take over a kept connection to this same file (same device and inode)."""
+        kept = _take_kept(self.path)
+        if kept is None:
+            return False
+        try:
+            st = self.path.stat()
+        except OSError:
+            kept.close()
+            return False
+        if (st.st_dev, st.st_ino) != kept.identity:
+            kept.close()
+            return False
+        self._conn, self._lock, self._mode = kept.conn, kept.lock, kept.mode
+        self._memo = kept.memo  # entries name their connection: stale ones never match
+        vars(self).update(kept.state)  # what the schema checks found (see _recheck_schema)
+        if kept.mode == "rollback":
+            # No lock was kept: recheck the journal mode under the lock, as a fresh open does.
+            if not self._lock.acquire(self.busy_timeout_s):
+                self.close()
+                raise DatabaseLockedError(str(self.path), self.busy_timeout_s)
+            if os.pread(self._lock.fd, 2, 18) == b"\x02\x02":
+                self._conn.close()
+                self._conn = self._connect()
+            if self._mode == "rollback":
+                self._lock.release()
+        else:
+            with suppress(_SnapshotMovedError):  # a -wal appeared: now connected in WAL mode
+                self._check_moved()
+        return True
+
+    def _connect(self) -> sqlite3.Connection:
+        """Connect in the mode the side files allow (the SHARED lock is held)."""
+        assert self._lock is not None
+        wal = self.path.with_name(self.path.name + "-wal")
+        shm = self.path.with_name(self.path.name + "-shm")
+        while True:
+            in_wal_mode = os.pread(self._lock.fd, 2, 18) == b"\x02\x02"
+            if not in_wal_mode:
+                mode: _ReadMode = "rollback"
+                uri = _read_only_uri(self.path, "readonly_shm=1")
+            elif not wal.exists():
+                mode, uri = "immutable", _read_only_uri(self.path, "immutable=1")
+            elif shm.exists():
+                mode, uri = "wal", _read_only_uri(self.path, "readonly_shm=1")
+            else:
+                snapshot = self._copy_snapshot(wal, shm)
+                if snapshot is None:
+                    continue  # a writer created the -shm meanwhile: read it live
+                mode, uri = "snapshot", _read_only_uri(snapshot)
+            try:
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=self.busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as e:
+                raise NotSqliteError(str(self.path), str(e)) from e
+            self._mode = mode
+            logger.debug("opened %s (%s)", self.path, mode)
+            return conn
+
+    def _copy_snapshot(self, wal: Path, shm: Path) -> Path | None:
+        """Copy the ``.db`` and its ``-wal`` into a private directory; None if a writer came.
+
+        With the SHARED lock held, a writer must create the ``-shm`` before it can change
+        either file, so a copy taken while no ``-shm`` exists is a consistent state.
+        """
+        if self._snapshot_dir is None:
+            self._snapshot_dir = Path(tempfile.mkdtemp(prefix="qops-snapshot-"))
+        copy = self._snapshot_dir / self.path.name
+        for leftover in self._snapshot_dir.iterdir():
+            leftover.unlink()
+        shutil.copyfile(self.path, copy)
+        shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        if shm.exists():
+            shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+            self._snapshot_dir = None
+            return None
+        return copy
+
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection and release the lock (idempotent); see ``reuse``."""
+        mode = self._mode
+        keep = self.reuse and mode not in (None, "snapshot")  # a private copy goes stale
+        if keep and self._conn is not None and self._lock is not None and mode is not None:
+            st = os.fstat(self._lock.fd)
+            identity = (st.st_dev, st.st_ino)
+            state = {k: v for k, v in vars(self).items() if k not in _NOT_KEPT}
+            kept = _Kept(
+                self._conn, self._lock, mode, identity, time.monotonic(), self._memo, state
+            )
+            with _kept_guard:
+                previous = _kept.pop(self.path, None)
+                _kept[self.path] = kept
+            if previous is not None:
+                previous.close()
+            self._conn, self._lock, self._mode = None, None, None
+            return
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._lock is not None:
+            self._lock.release()
+            os.close(self._lock.fd)
+            self._lock = None
+        if self._snapshot_dir is not None:
+            shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+            self._snapshot_dir = None
+        self._mode = None
+
+    def _check_moved(self) -> None:
+        """Under ``immutable``, prove the last statement read an unchanged file.
+
+        While the SHARED lock is held the ``.db`` changes only by a checkpoint, which needs
+        a ``-wal`` that cannot be deleted meanwhile: no ``-wal`` now means no change since
+        the connection was opened. Otherwise reconnect (WAL mode) and have the call rerun.
+        """
+        if self._mode != "immutable":
+            return
+        if not self.path.with_name(self.path.name + "-wal").exists():
+            return
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._connect()
+        raise _SnapshotMovedError
 
     def __enter__(self) -> Self:
         return self.open()
@@ -257,6 +605,8 @@ class QcodesReader:
         try:
             yield
         except sqlite3.OperationalError as e:
+            if "unable to open" in str(e) and not os.access(self.path, os.R_OK):
+                raise DatabaseUnreadableError(str(self.path), _account(), str(e)) from e
             if _is_locked(e):
                 raise DatabaseLockedError(str(self.path), self.busy_timeout_s) from e
             raise QcodesDatabaseError(str(self.path), f"{what}: {e}") from e
@@ -264,6 +614,7 @@ class QcodesReader:
             if "not a database" in str(e) or "file is encrypted" in str(e):
                 raise NotSqliteError(str(self.path), str(e)) from e
             raise QcodesDatabaseError(str(self.path), f"{what}: {e}") from e
+        self._check_moved()
 
     def _check_schema(self) -> None:
         where = str(self.path)
@@ -294,6 +645,7 @@ class QcodesReader:
     def _columns(self, table: str) -> list[str]:
         return [str(r[1]) for r in self.conn.execute(f"PRAGMA table_info({_quote_ident(table)})")]
 
+    @_consistent
     def metadata_columns(self) -> list[str]:
         """Return the metadata columns of ``runs`` (QCoDeS adds them as metadata is set)."""
         with self._guard("reading the runs columns"):
@@ -301,6 +653,7 @@ class QcodesReader:
 
     # -- discovery -------------------------------------------------------------------
 
+    @_consistent
     def runs_after(self, run_id: int) -> list[RunSummary]:
         """Return the runs with a ``run_id`` above ``run_id``, in id order (one query)."""
         with self._guard("listing runs"):
@@ -310,6 +663,7 @@ class QcodesReader:
             ).fetchall()
         return [RunSummary(run_id=r[0], guid=str(r[1]), is_completed=bool(r[2])) for r in rows]
 
+    @_consistent
     def runs(self, run_ids: Sequence[int]) -> list[RunSummary]:
         """Return the summaries of the given runs that exist."""
         if not run_ids:
@@ -329,6 +683,7 @@ class QcodesReader:
         parts += [f"quote({_quote_ident(c)})" for c in self.metadata_columns()]
         return " || '|' || ".join(parts)
 
+    @_consistent
     def metadata_fingerprint(self) -> str:
         """Return a digest of every run's completion flag and metadata, in one query.
 
@@ -339,10 +694,21 @@ class QcodesReader:
             f"SELECT count(*), group_concat(run_id || ':' || {self._fingerprint_expression()}, ';')"
             " FROM runs"
         )
+        # On a kept connection (``reuse``), SQLite's data_version (a read-only PRAGMA) tells
+        # whether anyone committed since the last fingerprint: then it is reused.
+        with self._guard("fingerprinting runs"):
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        memo = self._memo.get("fingerprint")
+        if memo is not None and memo[0] is self._conn and memo[1] == version:
+            return memo[2]
         with self._guard("fingerprinting runs"):
             count, text = self.conn.execute(sql).fetchone()
-        return hashlib.sha1(f"{count}/{text}".encode()).hexdigest()
+        fingerprint = hashlib.sha1(f"{count}/{text}".encode()).hexdigest()
+        if self._conn is not None:
+            self._memo["fingerprint"] = (self._conn, version, fingerprint)
+        return fingerprint
 
+    @_consistent
     def run_fingerprints(self) -> dict[int, str]:
         """Return a per-run digest (see :meth:`metadata_fingerprint`)."""
         sql = f"SELECT run_id, {self._fingerprint_expression()} FROM runs"
@@ -350,6 +716,7 @@ class QcodesReader:
             rows = self.conn.execute(sql).fetchall()
         return {int(r[0]): hashlib.sha1(str(r[1]).encode()).hexdigest() for r in rows}
 
+    @_consistent
     def run_fingerprint(self, run_id: int) -> str:
         """Return the digest of one run (see :meth:`run_fingerprints`)."""
         sql = f"SELECT {self._fingerprint_expression()} FROM runs WHERE run_id = ?"
@@ -361,6 +728,7 @@ class QcodesReader:
 
     # -- one run ---------------------------------------------------------------------
 
+    @_consistent
     def run_info(self, run_id: int) -> RunInfo:
         """Return everything stored about run ``run_id`` except its data.
 
@@ -490,6 +858,7 @@ class QcodesReader:
             )
         return json.dumps({"version": 0, "interdependencies": {"paramspecs": specs}})
 
+    @_consistent
     def data_marker(self, info: RunInfo) -> int:
         """Return the highest row id of the run's results table (0 when it has no rows).
 
@@ -500,6 +869,7 @@ class QcodesReader:
             row = self.conn.execute(sql).fetchone()
         return int(row[0] or 0)
 
+    @_consistent
     def data_markers(self, run_ids: Sequence[int]) -> dict[int, int]:
         """Return ``run_id -> highest row id`` of the given runs that exist.
 
@@ -521,6 +891,7 @@ class QcodesReader:
                 markers[int(run_id)] = int(row[0] or 0)
         return markers
 
+    @_consistent
     def parameter_data(self, info: RunInfo, up_to_row: int | None = None) -> ParameterData:
         """Return the run's data exactly as QCoDeS's ``get_parameter_data()`` would.
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel
 
 from qops.catalog.backends import SyncBackend, get_backend, installed_backends
-from qops.catalog.errors import BackendDefinitionError, UnknownBackendError
+from qops.catalog.errors import (
+    BackendDefinitionError,
+    InvalidSourceConfigError,
+    UnknownBackendError,
+)
 from qops.qcodes.backend import QCoDeSBackend
 
 
@@ -37,3 +43,15 @@ def test_sync_backend_subclass_without_reader_fails_at_class_creation() -> None:
             version = "1"
             reads_with = "nothing"
             config_model = BaseModel
+
+
+def test_validate_config_validator_error_has_no_pydantic_prefix(tmp_path: Path) -> None:
+    with pytest.raises(InvalidSourceConfigError) as error:
+        QCoDeSBackend.validate_config(
+            "lab", {"database_path": str(tmp_path), "set_up": " "}, stored=False
+        )
+    assert error.value.problems == [
+        "database_path: is a directory, not a database file",
+        "set_up: must not be blank",
+    ]
+    assert "Value error" not in str(error.value)
