@@ -63,6 +63,10 @@ def accounts() -> Iterator[tuple[Account, Account]]:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=30)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        _STARTED.clear()
         for name in made:
             _userdel(name)
 
