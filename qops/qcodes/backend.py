@@ -9,11 +9,11 @@ a run's metadata and data come from :mod:`qops.qcodes.metadata` and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
 
-import qcodes
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from qops import __version__
@@ -23,7 +23,6 @@ from qops.catalog.settings import SyncSettings
 from qops.qcodes.errors import QcodesDatabaseError
 from qops.qcodes.metadata import extract_metadata, parse_snapshot
 from qops.qcodes.reader import QcodesReader, RunInfo, RunSummary, file_stamp
-from qops.qcodes.to_xarray import run_to_xarray
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -103,6 +102,10 @@ class QcodesRun:
         Raises:
             QcodesDatabaseError: The data cannot be read or laid out.
         """
+        # Imported here: xarray and QCoDeS's exporter are for reading data, not for checking
+        # a source or discovering its runs.
+        from qops.qcodes.to_xarray import run_to_xarray
+
         data = self._reader.parameter_data(self.info, up_to_row=up_to_row)
         return run_to_xarray(self.info, data, str(self._reader.path))
 
@@ -170,7 +173,7 @@ class QCoDeSBackend(SyncBackend):
     identifier: ClassVar[str] = "qcodes"
     display_name: ClassVar[str] = "QCoDeS SQLite database"
     version: ClassVar[str] = __version__
-    reads_with: ClassVar[str] = f"QCoDeS {qcodes.__version__}"
+    reads_with: ClassVar[str] = f"QCoDeS {metadata.version('qcodes')}"
     config_model: ClassVar[type[BaseModel]] = QCoDeSConfigData
 
     @classmethod

@@ -55,16 +55,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
-from qcodes.dataset.descriptions.rundescriber import RunDescriber
-from qcodes.dataset.descriptions.versioning import serialization as serial
-from qcodes.dataset.sqlite.queries import _expand_data_to_arrays
-from qcodes.parameters import ParamSpecBase
-from qcodes.utils.numpy_utils import list_of_data_to_maybe_ragged_nd_array
 
 from qops.qcodes.errors import (
     DatabaseIsDirectoryError,
@@ -78,6 +73,12 @@ from qops.qcodes.errors import (
     RunReadError,
     UnsupportedSchemaVersionError,
 )
+
+if TYPE_CHECKING:
+    # QCoDeS (0.5 s to import) is loaded only where a run description or data is read, so
+    # opening a file to check it (``qops sources add``) does not pay for it.
+    from qcodes.dataset.descriptions.rundescriber import RunDescriber
+    from qcodes.parameters import ParamSpecBase
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ class RunInfo(BaseModel):
             raise RunReadError(
                 path, self.run_id, "run_description", f"expected a JSON object, found {found}"
             )
+        from qcodes.dataset.descriptions.versioning import serialization as serial
+
         try:
             return serial.from_json_to_current(self.run_description)
         except KeyError as e:
@@ -975,6 +978,9 @@ class QcodesReader:
     def _generic_tree(
         self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
     ) -> dict[str, npt.NDArray[Any]]:
+        from qcodes.dataset.sqlite.queries import _expand_data_to_arrays
+        from qcodes.utils.numpy_utils import list_of_data_to_maybe_ragged_nd_array
+
         converters = [_CONVERTERS[spec.type] for spec in specs]
         sql = self._tree_sql(info, specs)
         rows: list[tuple[Any, ...]] = []
