@@ -179,7 +179,7 @@ def _summary(name: str, outcomes: list[RunOutcome]) -> bool:
 
     typer.echo(
         f"{name}: {count('new')} new, {count('updated')} updated, "
-        f"{count('live')} live, {count('failed')} failed"
+        f"{count('live')} live, {count('abandoned')} abandoned, {count('failed')} failed"
     )
     failed = False
     for outcome in outcomes:

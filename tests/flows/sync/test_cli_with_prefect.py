@@ -34,7 +34,7 @@ def test_cli_with_prefect_api_saves_block_and_syncs_in_a_flow_run(
     block = QCoDeSSyncSource.load("cli-lab")
     assert isinstance(block, QCoDeSSyncSource)
     assert synced.returncode == 0, synced.stderr
-    assert "cli-lab: 2 new, 0 updated, 0 live, 0 failed" in synced.stdout
+    assert "cli-lab: 2 new, 0 updated, 0 live, 0 abandoned, 0 failed" in synced.stdout
     match = re.search(r"flow run ([0-9a-f-]{36}) of sync-qcodes", synced.stdout)
     assert match is not None, synced.stdout
     flow_run = httpx.get(f"{prefect_api}/flow_runs/{match.group(1)}").json()

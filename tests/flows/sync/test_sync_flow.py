@@ -52,7 +52,7 @@ def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
 
     again = runner.invoke(build_app(), ["sync", "lab"])
     assert again.exit_code == 0, again.output
-    assert "lab: 0 new, 0 updated, 0 live, 0 failed" in again.output
+    assert "lab: 0 new, 0 updated, 0 live, 0 abandoned, 0 failed" in again.output
     status = runner.invoke(build_app(), ["sync", "status", "lab"])
     assert status.exit_code == 0
     assert status.output.count("\tsynced\t") == 2

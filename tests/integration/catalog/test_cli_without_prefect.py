@@ -76,7 +76,7 @@ def test_sync_without_prefect_api_syncs_runs_into_catalog_and_says_no_flow_run(
 
     assert synced.returncode == 0, synced.stderr
     assert "no flow run" in synced.stdout
-    assert "lab: 3 new, 0 updated, 0 live, 0 failed" in synced.stdout
+    assert "lab: 3 new, 0 updated, 0 live, 0 abandoned, 0 failed" in synced.stdout
     names = sorted(d["name"] for d in mongo_db.datasets.find({"source": "lab"}))
     assert names == ["sweep 0", "sweep 1", "sweep 2"]
     for record in mongo_db.datasets.find():
@@ -86,7 +86,7 @@ def test_sync_without_prefect_api_syncs_runs_into_catalog_and_says_no_flow_run(
     assert (sha256(lab_db), sorted(p.name for p in lab_db.parent.iterdir())) == before
     again = run_qops("sync", "lab", env=no_prefect)
     assert again.returncode == 0, again.stderr
-    assert "lab: 0 new, 0 updated, 0 live, 0 failed" in again.stdout
+    assert "lab: 0 new, 0 updated, 0 live, 0 abandoned, 0 failed" in again.stdout
     _no_telemetry(added, synced, again)
 
 
@@ -123,3 +123,30 @@ def test_sync_storage_block_without_prefect_api_is_refused_naming_the_block(
     assert "--storage-block 'lab-files'" in result.stderr
     assert "needs an API" in result.stderr
     assert mongo_db.datasets.count_documents({}) == 0
+
+
+def test_sync_summary_counts_a_run_abandoned_by_its_writer(
+    no_prefect: dict[str, str], tmp_path: Path
+) -> None:
+    from qcodes.dataset import Measurement
+    from qcodes.parameters import ManualParameter
+
+    db = tmp_path / "lab" / "lab.db"
+    db.parent.mkdir()
+    conn, exp = create_db(db)
+    x, z = ManualParameter("x"), ManualParameter("z")
+    meas = Measurement(exp=exp, name="stalled sweep")
+    meas.register_parameter(x)
+    meas.register_parameter(z, setpoints=(x,))
+    env = {**no_prefect, "QOPS_SYNC_IDLE_TIMEOUT_S": "0.01"}
+    added = run_qops("sources", "add", "lab", "--database", str(db), "--set-up", "f", env=env)
+    assert added.returncode == 0, added.stderr
+    with meas.run() as saver:  # the writer adds rows, then stalls without completing
+        saver.add_result((x, 1.0), (z, 2.0))
+        saver.flush_data_to_database()
+        first = run_qops("sync", "lab", env=env)
+        stalled = run_qops("sync", "lab", env=env)
+    conn.close()
+
+    assert "lab: 0 new, 0 updated, 1 live, 0 abandoned, 0 failed" in first.stdout, first.stdout
+    assert "lab: 0 new, 0 updated, 0 live, 1 abandoned, 0 failed" in stalled.stdout, stalled.stdout
