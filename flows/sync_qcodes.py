@@ -10,7 +10,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from qops.catalog.service import Discovery, RunOutcome
+from qops.catalog.service import Discovery, RunOutcome, summary_line
 from qops.catalog.settings import SyncSettings
 from qops.config import MongoSettings
 from qops.errors import QopsError
@@ -93,10 +93,7 @@ def _publish(report: SyncReport) -> str:
             for o in source.outcomes
         )
     summary = "; ".join(
-        f"{s.source}: discovery failed"
-        if s.error
-        else f"{s.source}: {s.count('new')} new, {s.count('updated')} updated, "
-        f"{s.count('live')} live, {s.count('abandoned')} abandoned, {s.count('failed')} failed"
+        f"{s.source}: discovery failed" if s.error else summary_line(s.source, s.outcomes)
         for s in report.sources
     )
     artifact_id = create_table_artifact(
@@ -194,13 +191,5 @@ def _sync_source(
                 RunOutcome(source=name, run_id=run_id, action="failed", error=str(result))
             )
     report = SourceReport(source=name, discovered_new=discovery.new, outcomes=outcomes)
-    logger.info(
-        "source %s: %d new, %d updated, %d live, %d abandoned, %d failed",
-        name,
-        report.count("new"),
-        report.count("updated"),
-        report.count("live"),
-        report.count("abandoned"),
-        report.count("failed"),
-    )
+    logger.info("source %s", summary_line(name, outcomes))
     return report

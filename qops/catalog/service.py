@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -140,6 +140,20 @@ class RunOutcome(BaseModel):
     file_version: int = 0
     dataset_uuid: str | None = None
     error: str | None = None
+
+
+SUMMARY_ACTIONS: tuple[Action, ...] = ("new", "updated", "live", "abandoned", "failed")
+"""The outcomes a sync's summary line counts, in its order."""
+
+
+def summary_line(source: str, outcomes: Iterable[RunOutcome]) -> str:
+    """What a sync did to a source's runs: ``lab: 2 new, 0 updated, 0 live, 0 abandoned, 0 failed``.
+
+    The one form of the line that ``qops sync``, the ``sync-qcodes`` flow's log and its
+    artifact show.
+    """
+    actions = [o.action for o in outcomes]
+    return f"{source}: " + ", ".join(f"{actions.count(a)} {a}" for a in SUMMARY_ACTIONS)
 
 
 class SyncService:

@@ -174,13 +174,9 @@ def _follow(name: str, storage_block: str | None, poll_s: float) -> None:
 def _summary(name: str, outcomes: list[RunOutcome]) -> bool:
     """Print what happened to a source's runs; return whether any run failed."""
 
-    def count(action: str) -> int:
-        return sum(1 for o in outcomes if o.action == action)
+    from qops.catalog.service import summary_line
 
-    typer.echo(
-        f"{name}: {count('new')} new, {count('updated')} updated, "
-        f"{count('live')} live, {count('abandoned')} abandoned, {count('failed')} failed"
-    )
+    typer.echo(summary_line(name, outcomes))
     failed = False
     for outcome in outcomes:
         if outcome.error:
