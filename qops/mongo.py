@@ -90,7 +90,7 @@ def _client_key(settings: MongoSettings) -> _ClientKey:
         ConfigurationError: The URL is malformed.
     """
     if settings.embedded:
-        server = f"embedded:{EmbeddedMongo(settings.data_dir).root}"
+        server = EmbeddedMongo(settings.data_dir).client_key
     else:
         assert settings.mongodb_url is not None
         server = settings.mongodb_url.get_secret_value().strip()
@@ -217,6 +217,11 @@ class EmbeddedMongo:
         self.server_lock = self.root / "server.lock"
         self.start_lock = self.root / "start.lock"
         self.log_file = self.root / "server.log"
+
+    @property
+    def client_key(self) -> str:
+        """The server part of the shared client's key for this server (see :func:`connect`)."""
+        return f"embedded:{self.root}"
 
     def _prepare_dirs(self) -> None:
         try:
@@ -377,6 +382,6 @@ class EmbeddedMongo:
                 time.sleep(0.05)
             with contextlib.suppress(FileNotFoundError):
                 self.state_file.unlink()
-            close_clients(f"embedded:{self.root}")
+            close_clients(self.client_key)
             logger.info("embedded MongoDB pid %d stopped", server.pid)
             return server
