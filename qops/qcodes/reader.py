@@ -61,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
+from qops.qcodes.arrow_windows import ArrowWindows
 from qops.qcodes.errors import (
     DatabaseIsDirectoryError,
     DatabaseLockedError,
@@ -320,20 +321,44 @@ class _Kept:
     conn: sqlite3.Connection
     lock: _SharedLock
     mode: _ReadMode
+    uri: str | None
+    arrow: ArrowWindows | None
     identity: tuple[int, int]
     kept_at: float
     memo: dict[str, tuple[sqlite3.Connection, int, str]]
     state: dict[str, Any]
 
     def close(self) -> None:
+        if self.arrow is not None:
+            self.arrow.close()
         self.conn.close()
         self.lock.release()
         os.close(self.lock.fd)
 
 
 _NOT_KEPT = frozenset(
-    ("path", "busy_timeout_s", "reuse", "_conn", "_lock", "_mode", "_snapshot_dir", "_memo")
+    (
+        "path",
+        "busy_timeout_s",
+        "reuse",
+        "arrow",
+        "_conn",
+        "_lock",
+        "_mode",
+        "_uri",
+        "_arrow",
+        "_statement_lock",
+        "_snapshot_dir",
+        "_memo",
+    )
 )
+_ARROW_MODES: frozenset[_ReadMode] = frozenset(("immutable", "rollback", "snapshot"))
+"""Connection modes whose numeric data is read through ADBC (see :mod:`.arrow_windows`).
+
+Not ``wal``: there SQLite holds POSIX locks on the ``-shm`` for the whole connection (its
+read marks and the lock that says the ``-shm`` is in use), and a second SQLite library in
+the process closing its ``-shm`` descriptor would drop them for the ``sqlite3`` connections
+of every reader of that file in the process."""
 _kept_guard = threading.Lock()
 _kept: dict[Path, _Kept] = {}
 
@@ -368,15 +393,28 @@ class QcodesReader:
             same file in this process, which then skips parsing the schema of every results
             table. A kept WAL or ``immutable`` connection keeps its SHARED lock: a writer
             closing meanwhile leaves its ``-wal`` and ``-shm`` (as with any open reader).
+        arrow: Read numeric data through the ADBC SQLite driver where that is safe
+            (``immutable``, rollback-journal and private-copy connections); False reads
+            everything through ``sqlite3``. The data is the same either way.
 
     Use as a context manager, or call :meth:`open` and :meth:`close`.
     """
 
-    def __init__(self, path: Path | str, busy_timeout_s: float = 5.0, reuse: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        busy_timeout_s: float = 5.0,
+        reuse: bool = False,
+        arrow: bool = True,
+    ) -> None:
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
         self.reuse = reuse
+        self.arrow = arrow
         self._conn: sqlite3.Connection | None = None
+        self._uri: str | None = None
+        self._arrow: ArrowWindows | None = None
+        self._statement_lock = False  # rollback mode: the SHARED lock is held by _guard
         self.schema_version = 0
         self._run_columns: tuple[str, ...] = ()
         self._lock: _SharedLock | None = None
@@ -470,6 +508,7 @@ class QcodesReader:
             kept.close()
             return False
         self._conn, self._lock, self._mode = kept.conn, kept.lock, kept.mode
+        self._uri, self._arrow = kept.uri, kept.arrow
         self._memo = kept.memo  # entries name their connection: stale ones never match
         vars(self).update(kept.state)  # what the schema checks found (see _recheck_schema)
         if kept.mode == "rollback":
@@ -488,8 +527,13 @@ class QcodesReader:
         return True
 
     def _connect(self) -> sqlite3.Connection:
-        """Connect in the mode the side files allow (the SHARED lock is held)."""
+        """Connect in the mode the side files allow (the SHARED lock is held).
+
+        An ADBC connection of the previous mode is closed: the next numeric read opens
+        one for the new mode if that mode allows it.
+        """
         assert self._lock is not None
+        self._close_arrow()
         wal = self.path.with_name(self.path.name + "-wal")
         shm = self.path.with_name(self.path.name + "-shm")
         while True:
@@ -517,8 +561,14 @@ class QcodesReader:
             except sqlite3.Error as e:
                 raise NotSqliteError(str(self.path), str(e)) from e
             self._mode = mode
+            self._uri = uri
             logger.debug("opened %s (%s)", self.path, mode)
             return conn
+
+    def _close_arrow(self) -> None:
+        if self._arrow is not None:
+            self._arrow.close()
+            self._arrow = None
 
     def _copy_snapshot(self, wal: Path, shm: Path) -> Path | None:
         """Copy the ``.db`` and its ``-wal`` into a private directory; None if a writer came.
@@ -548,7 +598,15 @@ class QcodesReader:
             identity = (st.st_dev, st.st_ino)
             state = {k: v for k, v in vars(self).items() if k not in _NOT_KEPT}
             kept = _Kept(
-                self._conn, self._lock, mode, identity, time.monotonic(), self._memo, state
+                self._conn,
+                self._lock,
+                mode,
+                self._uri,
+                self._arrow,
+                identity,
+                time.monotonic(),
+                self._memo,
+                state,
             )
             with _kept_guard:
                 previous = _kept.pop(self.path, None)
@@ -556,7 +614,9 @@ class QcodesReader:
             if previous is not None:
                 previous.close()
             self._conn, self._lock, self._mode = None, None, None
+            self._uri, self._arrow = None, None
             return
+        self._close_arrow()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -568,6 +628,7 @@ class QcodesReader:
             shutil.rmtree(self._snapshot_dir, ignore_errors=True)
             self._snapshot_dir = None
         self._mode = None
+        self._uri = None
 
     def _check_moved(self) -> None:
         """Under ``immutable``, prove the last statement read an unchanged file.
@@ -604,7 +665,19 @@ class QcodesReader:
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
-        """Turn sqlite3 errors into qops errors naming the file."""
+        """Run statements: errors become qops errors naming the file; see also below.
+
+        On a rollback-journal database the reader's SHARED lock is held for the
+        statements (SQLite takes its own per statement, but a POSIX lock: any descriptor
+        of the file closed in this process, such as another reader's ADBC connection,
+        drops it; the reader's open-file-description lock stays until released here).
+        Under ``immutable``, afterwards proves that the file did not change.
+        """
+        held = False
+        if self._mode == "rollback" and self._lock is not None and not self._statement_lock:
+            if not self._lock.acquire(self.busy_timeout_s):
+                raise DatabaseLockedError(str(self.path), self.busy_timeout_s)
+            held = self._statement_lock = True
         try:
             yield
         except sqlite3.OperationalError as e:
@@ -617,6 +690,11 @@ class QcodesReader:
             if "not a database" in str(e) or "file is encrypted" in str(e):
                 raise NotSqliteError(str(self.path), str(e)) from e
             raise QcodesDatabaseError(str(self.path), f"{what}: {e}") from e
+        finally:
+            if held:
+                self._statement_lock = False
+                if self._lock is not None:
+                    self._lock.release()
         self._check_moved()
 
     def _check_schema(self) -> None:
@@ -956,6 +1034,30 @@ class QcodesReader:
             raise RunReadError(str(self.path), info.run_id, "numeric data", str(e)) from e
         return np.rec.fromarrays(plain.T, dtype=dtype) if len(rows) else np.empty(0, dtype)
 
+    def _arrow_window(
+        self, info: RunInfo, sql: str, window: tuple[int, int], width: int
+    ) -> list[npt.NDArray[np.float64]] | None:
+        """Read one window through ADBC where the connection mode allows it, else None.
+
+        On a rollback-journal database the window is read under the reader's SHARED
+        lock, after checking that the file is still in rollback-journal mode (a switch
+        to WAL needs an exclusive lock, so it cannot happen during the read): ADBC's
+        SQLite then opens no ``-shm``.
+        """
+        if not self.arrow or self._mode not in _ARROW_MODES or self._uri is None:
+            return None
+        with self._guard(f"reading data of run {info.run_id}"):
+            if self._mode == "rollback":
+                assert self._lock is not None
+                if os.pread(self._lock.fd, 2, 18) == b"\x02\x02":
+                    return None  # now a WAL database: sqlite3 reads it (readonly_shm)
+            if self._arrow is None:
+                self._arrow = ArrowWindows.open(self._uri, _WINDOW_ROWS)
+                if self._arrow is None:
+                    self.arrow = False  # the driver is missing or refused the file
+                    return None
+            return self._arrow.read(sql, window, width)
+
     def _numeric_tree(
         self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
     ) -> dict[str, npt.NDArray[Any]]:
@@ -965,14 +1067,29 @@ class QcodesReader:
         # the arrays are shrunk in place at the end.
         columns = [np.empty(last, dtype=np.float64) for _ in specs]
         filled = 0
+        windows = through_arrow = 0
         for window in self._windows(info, specs, last):
-            block = self._numeric_window(info, sql, window, dtype)
-            end = filled + len(block)
-            for i, column in enumerate(columns):
-                column[filled:end] = block[f"c{i}"]
+            windows += 1
+            block = self._arrow_window(info, sql, window, len(specs))
+            if block is None:
+                rows = self._numeric_window(info, sql, window, dtype)
+                block = [rows[f"c{i}"] for i in range(len(specs))]
+            else:
+                through_arrow += 1
+            end = filled + len(block[0])
+            for column, values in zip(columns, block, strict=True):
+                column[filled:end] = values
             filled = end
         for column in columns:
             column.resize(filled, refcheck=False)
+        logger.debug(
+            "run %d, %s: %d of %d windows read through ADBC (%s connection)",
+            info.run_id,
+            specs[0].name,
+            through_arrow,
+            windows,
+            self._mode,
+        )
         return {spec.name: column for spec, column in zip(specs, columns, strict=True)}
 
     def _generic_tree(

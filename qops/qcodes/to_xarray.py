@@ -5,6 +5,11 @@ dependents, attributes) is QCoDeS's own: its pure conversion function
 ``load_to_xarray_dataset`` is given a read-only view of the run built from the rows the
 reader fetched, so the result equals ``DataSet.to_xarray_dataset()`` without opening the
 database through QCoDeS (which would upgrade older schemas in place).
+
+A dependent swept on a complete raster without declared shapes is laid out by
+:func:`qops.qcodes.grid.raster_dataset` instead, which gives the dataset QCoDeS's pandas
+path would, without building a pandas index; the other dependents still go through
+QCoDeS, and the trees are merged and annotated by QCoDeS's own helpers.
 """
 
 from __future__ import annotations
@@ -15,10 +20,17 @@ from typing import TYPE_CHECKING, Any, cast
 from qcodes.dataset.descriptions.param_spec import ParamSpec
 from qcodes.dataset.descriptions.rundescriber import RunDescriber
 from qcodes.dataset.descriptions.versioning.converters import new_to_old
-from qcodes.dataset.exporters.export_to_xarray import load_to_xarray_dataset
+from qcodes.dataset.exporters.export_to_xarray import (
+    _add_metadata_to_xarray,
+    _add_param_spec_to_xarray_coords,
+    _add_param_spec_to_xarray_data_vars,
+    _load_to_xarray_dataset_dict_no_metadata,
+    load_to_xarray_dataset,
+)
 from qcodes.dataset.linked_datasets.links import Link, str_to_links
 
 from qops.qcodes.errors import RunReadError
+from qops.qcodes.grid import raster_dataset
 from qops.qcodes.reader import ParameterData, RunInfo
 
 if TYPE_CHECKING:
@@ -117,7 +129,45 @@ def run_to_xarray(info: RunInfo, data: ParameterData, path: str) -> xr.Dataset:
     """
     view = RunView(info, info.describer(path), path)
     try:
-        dataset = load_to_xarray_dataset(cast("DataSetProtocol", view), data)
+        grids = _raster_trees(view, data)
+        if not grids:
+            return load_to_xarray_dataset(cast("DataSetProtocol", view), data)
+        return _merge_trees(view, data, grids)
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise RunReadError(path, info.run_id, "data layout", str(e)) from e
+
+
+def _raster_trees(view: RunView, data: ParameterData) -> dict[str, xr.Dataset]:
+    """Lay out the dependents QCoDeS would grid through pandas and that are rasters."""
+    interdeps = view.description.interdeps
+    shapes = view.description.shapes
+    grids = {}
+    for name, tree in data.items():
+        if shapes is not None and name in shapes and tree[name].shape == tuple(shapes[name]):
+            continue  # QCoDeS lays it out directly from the shaped arrays
+        _, deps, _ = interdeps.all_parameters_in_tree_by_group(interdeps.graph.nodes[name]["value"])
+        grid = raster_dataset(name, [d.name for d in deps], tree)
+        if grid is not None:
+            grids[name] = grid
+    return grids
+
+
+def _merge_trees(view: RunView, data: ParameterData, grids: dict[str, xr.Dataset]) -> xr.Dataset:
+    """Merge the trees as ``load_to_xarray_dataset`` does, the grids laid out already."""
+    import xarray as xr
+
+    protocol = cast("DataSetProtocol", view)
+    rest = {name: tree for name, tree in data.items() if name not in grids}
+    others = _load_to_xarray_dataset_dict_no_metadata(protocol, rest) if rest else {}
+    trees = [grids[name] if name in grids else others[name] for name in data]
+    # A parameter that is a coordinate of one tree and a data variable of another becomes
+    # a coordinate of both, or the merge would refuse it (QCoDeS does the same).
+    coordinates = {c for tree in trees for c in tree.coords}
+    variables = {v for tree in trees for v in tree.data_vars}
+    promote = coordinates & variables
+    trees = [tree.set_coords([v for v in tree.data_vars if v in promote]) for tree in trees]
+    dataset = xr.merge(trees, compat="equals", join="outer")
+    _add_param_spec_to_xarray_coords(protocol, dataset)
+    _add_param_spec_to_xarray_data_vars(protocol, dataset)
+    _add_metadata_to_xarray(protocol, dataset)
     return dataset
