@@ -342,6 +342,7 @@ _NOT_KEPT = frozenset(
         "busy_timeout_s",
         "reuse",
         "arrow",
+        "arrow_windows",
         "_conn",
         "_lock",
         "_mode",
@@ -415,6 +416,8 @@ class QcodesReader:
         self._uri: str | None = None
         self._arrow: ArrowWindows | None = None
         self._statement_lock = False  # rollback mode: the SHARED lock is held by _guard
+        self.arrow_windows = 0
+        """Windows of numeric rows this reader read through ADBC (tests, benchmarks)."""
         self.schema_version = 0
         self._run_columns: tuple[str, ...] = ()
         self._lock: _SharedLock | None = None
@@ -1076,6 +1079,7 @@ class QcodesReader:
                 block = [rows[f"c{i}"] for i in range(len(specs))]
             else:
                 through_arrow += 1
+                self.arrow_windows += 1
             end = filled + len(block[0])
             for column, values in zip(columns, block, strict=True):
                 column[filled:end] = values

@@ -9,7 +9,8 @@ Roles:
 - ``lab``: a QCoDeS measurement driven by lines on stdin (``start``, ``add N``,
   ``stream N``, ``finish``, ``crash``, ``quit``); answers one line starting with ``@`` per
   command on stdout (QCoDeS prints there too).
-- ``sync``: reads every run with :class:`QcodesReader`, prints them as one JSON line after ``@``.
+- ``sync``: reads every run with :class:`QcodesReader`, prints them as one JSON line after ``@``
+  (``runs``, and ``arrow_windows``: how many windows of rows it read through ADBC).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from qcodes.dataset import (
 from qcodes.dataset.sqlite.database import connect
 from qcodes.parameters import ManualParameter
 
+from qops.qcodes.arrow_windows import ArrowWindows
 from qops.qcodes.errors import QcodesDatabaseError
 from qops.qcodes.reader import QcodesReader
 
@@ -100,10 +102,25 @@ def sync(db: str) -> None:
                     for top, tree in data.items()
                 },
             }
-    print("@" + json.dumps(out), flush=True)
+    print("@" + json.dumps({"runs": out, "arrow_windows": reader.arrow_windows}), flush=True)
+
+
+def preload_arrow() -> ArrowWindows | None:
+    """Load the ADBC driver's library and pyarrow's conversions while files are readable.
+
+    The account cannot read this interpreter's packages (see the module docstring), and the
+    reader loads the driver at its first numeric read. The connection is kept open so the
+    library stays loaded.
+    """
+    windows = ArrowWindows.open(":memory:", 2)
+    assert windows is not None
+    columns = windows.read("SELECT 1.5, 2 WHERE ? < ?", (0, 1), 2)
+    assert columns is not None
+    return windows
 
 
 if __name__ == "__main__":
     uid, gid, role, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    preloaded = preload_arrow() if role == "sync" else None
     drop_to(uid, gid)
     {"lab": lab, "sync": sync}[role](path)

@@ -131,16 +131,24 @@ class Lab:
 
 
 def sync_read(account: Account, db: Path, home: Path) -> dict[str, Any]:
+    """The runs the sync account read (or the error it got)."""
+    return sync_read_counting(account, db, home)[0]
+
+
+def sync_read_counting(account: Account, db: Path, home: Path) -> tuple[dict[str, Any], int]:
+    """The runs the sync account read, and how many windows it read through ADBC."""
     proc = _child(account, "sync", db, home)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     answer = next(line for line in out.splitlines() if line.startswith("@"))
     result: dict[str, Any] = json.loads(answer[1:])
-    return result
+    if "runs" not in result:
+        return result, 0
+    return result["runs"], int(result["arrow_windows"])
 
 
 def folder_state(folder: Path, db: Path) -> dict[str, Any]:
-    """The ``.db``'s sha256 and every entry's name, owner, group, mode and size.
+    """The ``.db``'s sha256 and every entry's name, owner, group, mode, size and mtime.
 
     The ``-wal`` also by content: the reader never writes it. The ``-shm`` by content too:
     the reader opens it with ``readonly_shm=1`` and never writes a byte of it.
@@ -149,7 +157,14 @@ def folder_state(folder: Path, db: Path) -> dict[str, Any]:
     for entry in sorted(folder.iterdir()):
         st = entry.stat()
         digest = sha256(entry) if entry.is_file() else None
-        entries[entry.name] = (st.st_uid, st.st_gid, stat.filemode(st.st_mode), st.st_size, digest)
+        entries[entry.name] = (
+            st.st_uid,
+            st.st_gid,
+            stat.filemode(st.st_mode),
+            st.st_size,
+            st.st_mtime_ns,
+            digest,
+        )
     return {"db": sha256(db), "entries": entries}
 
 
@@ -231,10 +246,11 @@ def test_reader_other_account_reads_closed_wal_database_creates_no_files(
     before = folder_state(folder, db)
     assert list(before["entries"]) == ["lab.db"]
 
-    read = sync_read(sync_account, db, home)
+    read, arrow_windows = sync_read_counting(sync_account, db, home)
 
     assert folder_state(folder, db) == before
     assert read == {"1": {"completed": True, "data": {"z": expected_rows(25)}}}
+    assert arrow_windows == 1  # ``immutable``: the rows were read through ADBC
     lab = Lab(lab_account, db, home)
     assert lab.send("start") == "run 2"
     assert lab.send("add 5") == "ok 5"
