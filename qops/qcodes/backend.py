@@ -8,17 +8,18 @@ a run's metadata and data come from :mod:`qops.qcodes.metadata` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
 from qops import __version__
 from qops.catalog.backends import STORED, SyncBackend
-from qops.catalog.models import DatasetMetadata
+from qops.catalog.models import DatasetMetadata, SyncSource
 from qops.catalog.settings import SyncSettings
 from qops.qcodes.errors import QcodesDatabaseError
 from qops.qcodes.metadata import extract_metadata, parse_snapshot
@@ -189,6 +190,30 @@ class QCoDeSBackend(SyncBackend):
     @classmethod
     def open_reader(cls, config: BaseModel, settings: SyncSettings) -> QcodesSourceReader:
         return QcodesSourceReader(_config(config), busy_timeout_s=settings.busy_timeout_s)
+
+
+SOURCE_BLOCK_TYPE_SLUG = "qcodes-sync-source"
+"""The block type slug of ``blocks.sync.QCoDeSSyncSource``, the Prefect copy of a source."""
+
+
+def source_block_name(source_name: str) -> str:
+    """Return the block name of a source (block names are lowercase with dashes)."""
+    return re.sub(r"[^a-z0-9-]", "-", source_name.lower())
+
+
+def source_block_data(source: SyncSource) -> dict[str, JsonValue]:
+    """Return the fields of the ``QCoDeSSyncSource`` block that mirrors ``source``."""
+    config = source.config
+    attributes = config.get("static_attributes") or {}
+    assert isinstance(attributes, dict)
+    return {
+        "source_name": source.name,
+        "backend": source.backend,
+        "database_path": str(config["database_path"]),
+        "set_up": str(config["set_up"]),
+        "static_attributes": {str(k): str(v) for k, v in attributes.items()},
+        "default_scope": source.default_scope,
+    }
 
 
 def _config(config: BaseModel) -> QCoDeSConfigData:
