@@ -28,7 +28,6 @@ from qops.catalog.repository import SyncItemRepository
 from qops.catalog.sources import DEFAULT_SCOPE, SourceMirror, SyncSources
 from qops.cli.common import fail
 from qops.cli.prefect_env import NO_API_HINT, PrefectApi, find_prefect_api, use_prefect_api
-from qops.cli.prefect_rest import PrefectRest, load_registrations
 from qops.config import MongoSettings
 from qops.errors import QopsError
 from qops.mongo import database
@@ -51,6 +50,7 @@ class RestSourceMirror:
         self.api = api
 
     def save(self, source: SyncSource) -> None:
+        from qops.cli.prefect_rest import PrefectRest, load_registrations
         from qops.qcodes.backend import (
             SOURCE_BLOCK_TYPE_SLUG,
             source_block_data,
@@ -62,6 +62,7 @@ class RestSourceMirror:
             rest.save_block(registration, source_block_name(source.name), source_block_data(source))
 
     def delete(self, name: str) -> None:
+        from qops.cli.prefect_rest import PrefectRest
         from qops.qcodes.backend import SOURCE_BLOCK_TYPE_SLUG, source_block_name
 
         with PrefectRest(self.api) as rest:
@@ -303,6 +304,7 @@ def _sync_recorded(name: str, api: PrefectApi) -> bool:
         summary_line,
         summary_rows,
     )
+    from qops.cli.prefect_rest import PrefectRest
 
     parameters: dict[str, JsonValue] = {
         "source_name": name,
