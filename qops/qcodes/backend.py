@@ -97,18 +97,21 @@ class QcodesRun:
     def is_completed(self) -> bool:
         return self.info.is_completed
 
-    def dataset(self, up_to_row: int) -> xr.Dataset:
-        """Return the run's rows up to ``up_to_row`` as QCoDeS's ``to_xarray_dataset()`` would.
+    def dataset(self, up_to_row: int) -> xr.Dataset | xr.DataTree:
+        """Return the run's rows up to ``up_to_row`` as QCoDeS reads them.
+
+        QCoDeS's ``to_xarray_dataset()``, or, for a run whose dependents it cannot merge,
+        its ``to_xarray_dataset_dict()`` as a tree (:mod:`qops.qcodes.dataset_groups`).
 
         Raises:
             QcodesDatabaseError: The data cannot be read or laid out.
         """
         # Imported here: xarray and QCoDeS's exporter are for reading data, not for checking
         # a source or discovering its runs.
-        from qops.qcodes.to_xarray import run_to_xarray
+        from qops.qcodes.dataset_groups import run_dataset
 
         data = self._reader.parameter_data(self.info, up_to_row=up_to_row)
-        return run_to_xarray(self.info, data, str(self._reader.path))
+        return run_dataset(self.info, data, str(self._reader.path))
 
 
 class QcodesSourceReader:
