@@ -5,14 +5,14 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from qops.qcodes.backend import QCoDeSBackend, QCoDeSConfigData
+from qops.qcodes.backend import SOURCE_BLOCK_TYPE_SLUG, QCoDeSBackend, QCoDeSConfigData
 
 
 class QCoDeSSyncSource(Block):
     """A QCoDeS database synced into the catalog; mirrors :class:`QCoDeSConfigData`."""
 
     _block_type_name = "QCoDeSSyncSource"
-    _block_type_slug = "qcodes-sync-source"
+    _block_type_slug = SOURCE_BLOCK_TYPE_SLUG
     _description = "A QCoDeS SQLite database whose runs qops syncs into its dataset catalog."
 
     source_name: str = Field(description="Name of the source in the qops registry.")

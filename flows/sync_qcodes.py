@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from qops.catalog.service import Discovery, RunOutcome, summary_line
+from qops.catalog.service import (
+    NOTHING_TO_DO_ROW,
+    Discovery,
+    RunOutcome,
+    summary_artifact_key,
+    summary_line,
+    summary_rows,
+)
 from qops.catalog.settings import SyncSettings
 from qops.config import MongoSettings
 from qops.errors import QopsError
@@ -62,53 +67,15 @@ class SourcesFailedError(QopsError):
         return (type(self), (self.report,))
 
 
-def _artifact_key(sources: list[str]) -> str:
-    name = sources[0] if len(sources) == 1 else "all-sources"
-    return "sync-qcodes-" + re.sub(r"[^a-z0-9-]", "-", name.lower())
-
-
 def _publish(report: SyncReport) -> str:
-    rows: list[dict[str, str | int]] = []
-    for source in report.sources:
-        if source.error:
-            rows.append(
-                {
-                    "source": source.source,
-                    "run_id": "",
-                    "action": "failed",
-                    "status": "",
-                    "file_version": "",
-                    "error": source.error,
-                }
-            )
-        rows.extend(
-            {
-                "source": o.source,
-                "run_id": o.run_id,
-                "action": o.action,
-                "status": o.status.value if o.status else "",
-                "file_version": o.file_version,
-                "error": o.error or "",
-            }
-            for o in source.outcomes
-        )
+    rows = [row for s in report.sources for row in summary_rows(s.source, s.outcomes, s.error)]
     summary = "; ".join(
         f"{s.source}: discovery failed" if s.error else summary_line(s.source, s.outcomes)
         for s in report.sources
     )
     artifact_id = create_table_artifact(
-        table=rows
-        or [
-            {
-                "source": "",
-                "run_id": "",
-                "action": "nothing to do",
-                "status": "",
-                "file_version": "",
-                "error": "",
-            }
-        ],
-        key=_artifact_key([s.source for s in report.sources] or ["none"]),
+        table=rows or [NOTHING_TO_DO_ROW],
+        key=summary_artifact_key([s.source for s in report.sources] or ["none"]),
         description=f"QCoDeS sync: {summary or 'no sources'}",
     )
     return str(artifact_id)

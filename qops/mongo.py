@@ -171,6 +171,44 @@ def close_clients(server: str | None = None) -> None:
         client.close()
 
 
+def close_clients_for_exit() -> bool:
+    """Close the shared clients and spare interpreter exit the wait for their monitor threads.
+
+    At exit pymongo joins every monitor thread, and a closed client's threads notice only
+    between 0.5 s sleeps: a one-off command waits up to 0.5 s for nothing. Once every
+    pymongo client of the process is closed, its threads (daemon threads) have nothing left
+    to do, so the join is dropped. If another client still runs, or this pymongo lacks what
+    this relies on, the join is kept. Meant for a process's exit only (the CLI registers it
+    with :mod:`atexit` once its command returned, so it runs after other threads ended).
+
+    Returns:
+        Whether the join was dropped.
+    """
+    close_clients()
+    from pymongo import periodic_executor
+    from pymongo.synchronous import monitor
+
+    registry = getattr(periodic_executor, "_EXECUTORS", None)
+    # The exit hook that joins (pymongo 4.9+: _shutdown_resources, which also closes any
+    # monitor still open; older releases register _shutdown_executors itself).
+    hooks = [
+        hook
+        for hook in (
+            getattr(monitor, "_shutdown_resources", None),
+            getattr(periodic_executor, "_shutdown_executors", None),
+        )
+        if hook is not None
+    ]
+    if registry is None or not hooks:
+        return False
+    executors = [ref() for ref in list(registry)]
+    if any(e is not None and not getattr(e, "_stopped", False) for e in executors):
+        return False
+    for hook in hooks:
+        atexit.unregister(hook)
+    return True
+
+
 def database(settings: MongoSettings) -> Database[Document]:
     """Return the configured database on the process's client (see :func:`connect`)."""
     return connect(settings)[settings.mongodb_db]

@@ -7,34 +7,25 @@ visible (and editable) as a block in the Prefect UI.
 
 from __future__ import annotations
 
-import re
-
 from prefect.exceptions import ObjectNotFound
 
 from blocks.sync import QCoDeSSyncSource
 from qops.catalog.models import SyncSource
+from qops.qcodes.backend import source_block_data, source_block_name
 
 
 def block_name(source_name: str) -> str:
     """Return the block name of a source (block names are lowercase with dashes)."""
-    return re.sub(r"[^a-z0-9-]", "-", source_name.lower())
+    return source_block_name(source_name)
 
 
 class BlockSourceMirror:
     """Keeps a ``QCoDeSSyncSource`` block per registered source."""
 
     def save(self, source: SyncSource) -> None:
-        config = source.config
-        attributes = config.get("static_attributes") or {}
-        assert isinstance(attributes, dict)
-        QCoDeSSyncSource(
-            source_name=source.name,
-            backend=source.backend,
-            database_path=str(config["database_path"]),
-            set_up=str(config["set_up"]),
-            static_attributes={str(k): str(v) for k, v in attributes.items()},
-            default_scope=source.default_scope,
-        ).save(block_name(source.name), overwrite=True)
+        QCoDeSSyncSource.model_validate(source_block_data(source)).save(
+            block_name(source.name), overwrite=True
+        )
 
     def delete(self, name: str) -> None:
         try:

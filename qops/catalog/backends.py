@@ -88,8 +88,11 @@ class SourceRun(Protocol):
         """The run's searchable catalog metadata."""
         ...
 
-    def dataset(self, up_to_row: int) -> xr.Dataset:
+    def dataset(self, up_to_row: int) -> xr.Dataset | xr.DataTree:
         """Return the run's data up to the data marker ``up_to_row`` as an xarray dataset.
+
+        A run whose data has no single-dataset layout may be given as a tree (one dataset
+        per group); the file then holds one HDF5 group per child.
 
         Raises:
             SourceReadError: The data cannot be read or laid out.

@@ -17,6 +17,7 @@ point, the run stays due and the next sync redoes the unfinished part under the 
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -154,6 +155,57 @@ def summary_line(source: str, outcomes: Iterable[RunOutcome]) -> str:
     """
     actions = [o.action for o in outcomes]
     return f"{source}: " + ", ".join(f"{actions.count(a)} {a}" for a in SUMMARY_ACTIONS)
+
+
+def summary_rows(
+    source: str, outcomes: Iterable[RunOutcome], error: str | None = None
+) -> list[dict[str, str | int]]:
+    """The rows of a sync's table artifact for one source: one per run, one for ``error``.
+
+    ``error`` is why the source could not be read at all (its discovery failed). The one
+    form of the table that the ``sync-qcodes`` flow and ``qops sync`` publish.
+    """
+    rows: list[dict[str, str | int]] = []
+    if error:
+        rows.append(
+            {
+                "source": source,
+                "run_id": "",
+                "action": "failed",
+                "status": "",
+                "file_version": "",
+                "error": error,
+            }
+        )
+    rows.extend(
+        {
+            "source": o.source,
+            "run_id": o.run_id,
+            "action": o.action,
+            "status": o.status.value if o.status else "",
+            "file_version": o.file_version,
+            "error": o.error or "",
+        }
+        for o in outcomes
+    )
+    return rows
+
+
+NOTHING_TO_DO_ROW: dict[str, str | int] = {
+    "source": "",
+    "run_id": "",
+    "action": "nothing to do",
+    "status": "",
+    "file_version": "",
+    "error": "",
+}
+"""The one row of a sync's table artifact when no source had a run to sync."""
+
+
+def summary_artifact_key(sources: list[str]) -> str:
+    """The key of a sync's table artifact: ``sync-qcodes-<source>`` or ``...-all-sources``."""
+    name = sources[0] if len(sources) == 1 else "all-sources"
+    return "sync-qcodes-" + re.sub(r"[^a-z0-9-]", "-", name.lower())
 
 
 class SyncService:

@@ -6,6 +6,7 @@ importing Prefect and QCoDeS (seconds at start, and again at interpreter exit).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import sys
@@ -68,7 +69,23 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     args = sys.argv[1:] if argv is None else argv
-    run_guarded(lambda: build_app(args)(args=args, standalone_mode=True))
+    try:
+        run_guarded(lambda: build_app(args)(args=args, standalone_mode=True))
+    finally:
+        _exit_without_waiting_for_mongo()
+
+
+def _exit_without_waiting_for_mongo() -> None:
+    """Have interpreter exit close the MongoDB clients before pymongo waits for their threads.
+
+    Registered last, so it runs first among the exit handlers, after the other threads
+    of the command ended (see :func:`qops.mongo.close_clients_for_exit`); a command that
+    never connected has nothing to close.
+    """
+    if "qops.mongo" in sys.modules:
+        from qops.mongo import close_clients_for_exit
+
+        atexit.register(close_clients_for_exit)
 
 
 if __name__ == "__main__":

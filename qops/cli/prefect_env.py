@@ -80,6 +80,21 @@ def configured_api_url(environ: Mapping[str, str] | None = None) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
+def api_credentials(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """``PREFECT_API_KEY`` and ``PREFECT_API_AUTH_STRING``, from the environment or profile.
+
+    What Prefect's own client sends: the key as a bearer token, the auth string
+    (``user:password``) as HTTP basic auth.
+    """
+    env = os.environ if environ is None else environ
+    profile = _active_profile(env)
+    found: list[str | None] = []
+    for key in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        value = env[key] if key in env else profile.get(key)
+        found.append(value if isinstance(value, str) and value else None)
+    return found[0], found[1]
+
+
 def _answers(api_url: str, timeout_s: float) -> bool:
     """Whether anything answers HTTP at the API (an auth error still means it is there)."""
     import httpx  # only commands that look for an API pay for it

@@ -4,10 +4,17 @@ Each command imports only what it uses (``sync status`` reads MongoDB and import
 Prefect nor QCoDeS), and none starts a temporary Prefect server: a command that needs
 Prefect uses the configured API or the local qops server when one answers
 (:mod:`qops.cli.prefect_env`); otherwise it does its work without Prefect and says so.
+
+With an API, the commands talk to it through :mod:`qops.cli.prefect_rest` and do not import
+Prefect (seconds of a one-off command): ``sources add`` saves the block over REST, and
+``sync NAME`` syncs in this process and records what it did as a flow run of
+``sync-qcodes`` (state, logs, table artifact). ``sync NAME --engine`` (and
+``--storage-block``) runs the flow under Prefect's engine instead, with task runs.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import JsonValue
 
+from qops.catalog.models import SyncSource
 from qops.catalog.repository import SyncItemRepository
 from qops.catalog.sources import DEFAULT_SCOPE, SourceMirror, SyncSources
 from qops.cli.common import fail
@@ -32,15 +40,41 @@ sources_app = typer.Typer(help="Manage sync sources.", no_args_is_help=True)
 backends_app = typer.Typer(help="Installed sync backends.", no_args_is_help=True)
 
 
+class RestSourceMirror:
+    """Keeps a ``QCoDeSSyncSource`` block per registered source, over the REST API.
+
+    Saves what ``tasks.source_mirror.BlockSourceMirror`` saves, without importing Prefect.
+    """
+
+    def __init__(self, api: PrefectApi) -> None:
+        self.api = api
+
+    def save(self, source: SyncSource) -> None:
+        from qops.cli.prefect_rest import PrefectRest, load_registrations
+        from qops.qcodes.backend import (
+            SOURCE_BLOCK_TYPE_SLUG,
+            source_block_data,
+            source_block_name,
+        )
+
+        registration = load_registrations()[SOURCE_BLOCK_TYPE_SLUG]
+        with PrefectRest(self.api) as rest:
+            rest.save_block(registration, source_block_name(source.name), source_block_data(source))
+
+    def delete(self, name: str) -> None:
+        from qops.cli.prefect_rest import PrefectRest
+        from qops.qcodes.backend import SOURCE_BLOCK_TYPE_SLUG, source_block_name
+
+        with PrefectRest(self.api) as rest:
+            rest.delete_block(SOURCE_BLOCK_TYPE_SLUG, source_block_name(name))
+
+
 def _block_mirror(settings: MongoSettings) -> tuple[SourceMirror | None, str]:
     """The block mirror on a reachable Prefect API, or ``None`` and why there is none."""
     api = find_prefect_api(settings.data_dir)
     if not isinstance(api, PrefectApi):
         return None, api.reason
-    use_prefect_api(api)
-    from tasks.source_mirror import BlockSourceMirror
-
-    return BlockSourceMirror(), api.describe()
+    return RestSourceMirror(api), api.describe()
 
 
 @sources_app.command("add")
@@ -209,20 +243,16 @@ def _sync_in_flow_run(name: str, storage_block: str | None, api: PrefectApi) -> 
     return failed
 
 
-def _sync_here(name: str, reason: str) -> bool:
-    """Sync ``name`` in this process without Prefect; return whether anything failed.
+def _sync_work(name: str) -> tuple[list[RunOutcome], str | None]:
+    """Sync ``name`` in this process without Prefect: its outcomes, or why discovery failed.
 
     The same work as a ``sync-qcodes`` flow run (discovery, then each due run, at most
-    ``QOPS_SYNC_CONCURRENCY`` at once), through the same service; no flow or task runs
-    are recorded.
+    ``QOPS_SYNC_CONCURRENCY`` at once), through the same service; files go to the data
+    directory.
     """
     from qops.catalog.service import SyncService
     from qops.catalog.settings import SyncSettings
 
-    typer.echo(
-        f"no flow run ({reason}): syncing in this process; to see syncs in the Prefect UI, "
-        f"{NO_API_HINT}"
-    )
     settings = MongoSettings()
     sync = SyncSettings()
     store = _store(None, settings)
@@ -232,8 +262,7 @@ def _sync_here(name: str, reason: str) -> bool:
     try:
         discovery = service.discover(name)
     except QopsError as e:
-        typer.echo(f"{name}: discovery failed: {e}", err=True)
-        return True
+        return [], str(e)
     with ThreadPoolExecutor(max_workers=sync.concurrency, thread_name_prefix="sync-run") as pool:
         outcomes = list(
             pool.map(
@@ -241,23 +270,100 @@ def _sync_here(name: str, reason: str) -> bool:
                 discovery.run_ids,
             )
         )
+    return outcomes, None
+
+
+def _report(name: str, outcomes: list[RunOutcome], error: str | None) -> bool:
+    """Print what a sync did; return whether anything failed."""
+    if error is not None:
+        typer.echo(f"{name}: discovery failed: {error}", err=True)
+        return True
     return _summary(name, outcomes)
+
+
+def _sync_here(name: str, reason: str) -> bool:
+    """Sync ``name`` in this process without any Prefect API; return whether anything failed."""
+    typer.echo(
+        f"no flow run ({reason}): syncing in this process; to see syncs in the Prefect UI, "
+        f"{NO_API_HINT}"
+    )
+    return _report(name, *_sync_work(name))
+
+
+def _sync_recorded(name: str, api: PrefectApi) -> bool:
+    """Sync ``name`` in this process and record it on ``api`` as a ``sync-qcodes`` flow run.
+
+    The flow run is created ``Running`` before the work and ends ``Completed``, or
+    ``Failed`` when the source could not be read at all (as the flow's own runs do); it
+    carries the summary as logs and the flow's table artifact. An interrupted or crashed
+    sync leaves it ``Crashed``. Return whether anything failed.
+    """
+    from qops.catalog.service import (
+        NOTHING_TO_DO_ROW,
+        summary_artifact_key,
+        summary_line,
+        summary_rows,
+    )
+    from qops.cli.prefect_rest import PrefectRest
+
+    parameters: dict[str, JsonValue] = {
+        "source_name": name,
+        "mongodb_block": None,
+        "storage_block": None,
+    }
+    with PrefectRest(api) as rest:
+        flow_run = rest.create_flow_run("sync-qcodes", parameters, tags=["qops-cli"])
+        typer.echo(
+            f"flow run {flow_run.id} of sync-qcodes on the {api.describe()} "
+            f"({flow_run.name}; synced in this process)"
+        )
+        try:
+            outcomes, error = _sync_work(name)
+        except BaseException as e:
+            rest.set_state(flow_run, "CRASHED", f"qops sync {name}: {type(e).__name__}: {e}")
+            raise
+        line = f"{name}: discovery failed" if error else summary_line(name, outcomes)
+        logs = [(logging.ERROR, f"source {name}: discovery failed: {error}")] if error else []
+        logs.append((logging.INFO, f"source {line}"))
+        logs.extend((logging.ERROR, f"run {o.run_id}: {o.error}") for o in outcomes if o.error)
+        rest.write_logs(flow_run, __name__, logs)
+        rest.create_table_artifact(
+            flow_run,
+            summary_artifact_key([name]),
+            summary_rows(name, outcomes, error) or [NOTHING_TO_DO_ROW],
+            f"QCoDeS sync: {line}",
+        )
+        if error is None:
+            rest.set_state(flow_run, "COMPLETED", line)
+        else:
+            rest.set_state(flow_run, "FAILED", f"sync of 1 source(s) failed ({name}): {error}")
+    return _report(name, outcomes, error)
 
 
 def sync(
     args: Annotated[list[str], typer.Argument(help="NAME to sync one source, or: status [NAME].")],
     storage_block: Annotated[
-        str | None, typer.Option(help="Writable filesystem block for the HDF5 files.")
+        str | None,
+        typer.Option(help="Writable filesystem block for the HDF5 files (implies --engine)."),
     ] = None,
     follow: Annotated[
         bool, typer.Option(help="Keep syncing (live runs) until interrupted, without flow runs.")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between passes with --follow.")] = 0.5,
+    engine: Annotated[
+        bool,
+        typer.Option(
+            help="Run the sync-qcodes flow under Prefect's engine in this process (task "
+            "runs, retries; seconds slower). Needs a Prefect API."
+        ),
+    ] = False,
 ) -> None:
     """Sync a source now, or show per-run state with `status`.
 
-    The sync is a flow run of sync-qcodes when a Prefect API answers (the configured one or
-    the local qops server), else the same work in this process without Prefect.
+    With a Prefect API (the configured one or the local qops server) the sync runs in this
+    process and is recorded as a flow run of sync-qcodes (state, logs, artifact); with
+    --engine it is a flow run under Prefect's engine. Without an API the same work runs
+    in this process, unrecorded.
     """
     if args[0] == "status":
         if len(args) > 2:
@@ -273,9 +379,14 @@ def sync(
     SyncSources.get(name)  # a clear error before anything starts
     api = find_prefect_api(MongoSettings().data_dir)
     if isinstance(api, PrefectApi):
-        failed = _sync_in_flow_run(name, storage_block, api)
+        if engine or storage_block is not None:
+            failed = _sync_in_flow_run(name, storage_block, api)
+        else:
+            failed = _sync_recorded(name, api)
     elif storage_block is not None:
         fail(f"--storage-block {storage_block!r} is a Prefect block and needs an API: {api.reason}")
+    elif engine:
+        fail(f"--engine runs the flow under Prefect and needs an API: {api.reason}")
     else:
         failed = _sync_here(name, api.reason)
     if failed:

@@ -8,17 +8,18 @@ a run's metadata and data come from :mod:`qops.qcodes.metadata` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
 from qops import __version__
 from qops.catalog.backends import STORED, SyncBackend
-from qops.catalog.models import DatasetMetadata
+from qops.catalog.models import DatasetMetadata, SyncSource
 from qops.catalog.settings import SyncSettings
 from qops.qcodes.errors import QcodesDatabaseError
 from qops.qcodes.metadata import extract_metadata, parse_snapshot
@@ -96,18 +97,21 @@ class QcodesRun:
     def is_completed(self) -> bool:
         return self.info.is_completed
 
-    def dataset(self, up_to_row: int) -> xr.Dataset:
-        """Return the run's rows up to ``up_to_row`` as QCoDeS's ``to_xarray_dataset()`` would.
+    def dataset(self, up_to_row: int) -> xr.Dataset | xr.DataTree:
+        """Return the run's rows up to ``up_to_row`` as QCoDeS reads them.
+
+        QCoDeS's ``to_xarray_dataset()``, or, for a run whose dependents it cannot merge,
+        its ``to_xarray_dataset_dict()`` as a tree (:mod:`qops.qcodes.dataset_groups`).
 
         Raises:
             QcodesDatabaseError: The data cannot be read or laid out.
         """
         # Imported here: xarray and QCoDeS's exporter are for reading data, not for checking
         # a source or discovering its runs.
-        from qops.qcodes.to_xarray import run_to_xarray
+        from qops.qcodes.dataset_groups import run_dataset
 
         data = self._reader.parameter_data(self.info, up_to_row=up_to_row)
-        return run_to_xarray(self.info, data, str(self._reader.path))
+        return run_dataset(self.info, data, str(self._reader.path))
 
 
 class QcodesSourceReader:
@@ -189,6 +193,30 @@ class QCoDeSBackend(SyncBackend):
     @classmethod
     def open_reader(cls, config: BaseModel, settings: SyncSettings) -> QcodesSourceReader:
         return QcodesSourceReader(_config(config), busy_timeout_s=settings.busy_timeout_s)
+
+
+SOURCE_BLOCK_TYPE_SLUG = "qcodes-sync-source"
+"""The block type slug of ``blocks.sync.QCoDeSSyncSource``, the Prefect copy of a source."""
+
+
+def source_block_name(source_name: str) -> str:
+    """Return the block name of a source (block names are lowercase with dashes)."""
+    return re.sub(r"[^a-z0-9-]", "-", source_name.lower())
+
+
+def source_block_data(source: SyncSource) -> dict[str, JsonValue]:
+    """Return the fields of the ``QCoDeSSyncSource`` block that mirrors ``source``."""
+    config = source.config
+    attributes = config.get("static_attributes") or {}
+    assert isinstance(attributes, dict)
+    return {
+        "source_name": source.name,
+        "backend": source.backend,
+        "database_path": str(config["database_path"]),
+        "set_up": str(config["set_up"]),
+        "static_attributes": {str(k): str(v) for k, v in attributes.items()},
+        "default_scope": source.default_scope,
+    }
 
 
 def _config(config: BaseModel) -> QCoDeSConfigData:

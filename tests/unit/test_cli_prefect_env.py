@@ -8,6 +8,7 @@ import pytest
 
 from qops.cli.prefect_env import (
     NoPrefectApi,
+    api_credentials,
     apply_quiet_defaults,
     configured_api_url,
     find_prefect_api,
@@ -62,3 +63,15 @@ def test_find_prefect_api_without_any_server_says_why(
     found = find_prefect_api(tmp_path / "data", timeout_s=0.5)
     assert isinstance(found, NoPrefectApi)
     assert "http://127.0.0.1:9/api does not answer" in found.reason
+
+
+def test_api_credentials_from_environment_first_then_profile(tmp_path: Path) -> None:
+    env = _profile(
+        tmp_path / "home",
+        'active = "lab"\n[profiles.lab]\nPREFECT_API_KEY = "from-profile"\n'
+        'PREFECT_API_AUTH_STRING = "admin:pass"\n',
+    )
+    assert api_credentials(env) == ("from-profile", "admin:pass")
+    env["PREFECT_API_KEY"] = "from-env"
+    assert api_credentials(env) == ("from-env", "admin:pass")
+    assert api_credentials({"PREFECT_HOME": str(tmp_path / "none")}) == (None, None)

@@ -1,7 +1,8 @@
 """QCoDeS's fixture databases of schema versions 2 to 8 synced as they are, never upgraded.
 
 Each untouched copy goes through the sync service on the embedded MongoDB; the records and
-HDF5 files must hold what QCoDeS 0.58 reads from a second copy it upgraded, and the lab's
+HDF5 files must hold what QCoDeS 0.58 reads from a second copy it upgraded (one group per
+dependent where QCoDeS reads the run only with ``to_xarray_dataset_dict``), and the lab's
 folder must stay exactly as it was.
 """
 
@@ -14,14 +15,14 @@ import pytest
 import xarray as xr
 from pymongo.database import Database
 
-from qops.catalog.models import ItemState
 from qops.catalog.service import SyncService
 from qops.catalog.settings import SyncSettings
 from qops.catalog.sources import SyncSources
 from qops.config import MongoSettings
-from qops.export.hdf5 import read_hdf5, write_hdf5
+from qops.export.hdf5 import read_hdf5, read_hdf5_groups, write_hdf5
 from qops.export.store import LocalDirStore
 from qops.mongo import Document
+from qops.qcodes.dataset_groups import GROUPS_LAYOUT
 from tests.unit.qcodes.schema_fixtures import (
     WITH_RUNS,
     copy_fixture,
@@ -30,7 +31,7 @@ from tests.unit.qcodes.schema_fixtures import (
     qcodes_runs,
     sha256,
 )
-from tests.unit.qcodes.test_reader import assert_equals_qcodes
+from tests.unit.qcodes.test_reader import assert_equals_qcodes, assert_same_attrs
 
 pytestmark = needs_fixtures
 
@@ -63,15 +64,19 @@ def test_sync_source_old_schema_version_equals_qcodes_reading_of_upgraded_copy(
     assert sorted(outcomes) == sorted(reference)
     for run_id, expected in reference.items():
         try:
-            theirs = expected.to_xarray_dataset()
+            theirs: xr.Dataset | xr.DataTree = expected.to_xarray_dataset()
         except xr.MergeError:
-            # QCoDeS cannot lay this run out either; the run fails alone, named clearly.
-            assert outcomes[run_id].action == "failed", run_id
-            assert "data layout is unreadable" in str(outcomes[run_id].error)
-            item = service.items.get("old-lab", run_id)
-            assert item is not None
-            assert item.state is ItemState.FAILED
-            continue
+            # QCoDeS cannot merge this run into one dataset but reads it one dataset per
+            # dependent: the file holds one group per dependent.
+            groups = expected.to_xarray_dataset_dict()
+            theirs = xr.DataTree.from_dict(
+                {
+                    "/": xr.Dataset(
+                        attrs={**next(iter(groups.values())).attrs, "qops_layout": GROUPS_LAYOUT}
+                    ),
+                    **{f"/{name}": dataset for name, dataset in groups.items()},
+                }
+            )
         action = "new" if expected.completed else "live"  # a run never completed stays live
         assert outcomes[run_id].action == action, outcomes[run_id].error
         record = mongo_db.datasets.find_one({"alt_uid": expected.guid})
@@ -87,10 +92,17 @@ def test_sync_source_old_schema_version_equals_qcodes_reading_of_upgraded_copy(
         assert labels <= set(record["tags"])
         assert record["attributes"]["sample"] == expected.sample_name
         (file,) = record["files"]
-        write_hdf5(theirs, tmp_path / f"reference-{run_id}.h5")
-        assert_equals_qcodes(
-            read_hdf5(Path(file["location"])), read_hdf5(tmp_path / f"reference-{run_id}.h5")
-        )
+        reference_file = tmp_path / f"reference-{run_id}.h5"
+        write_hdf5(theirs, reference_file)
+        if isinstance(theirs, xr.DataTree):
+            mine_attrs, mine_groups = read_hdf5_groups(Path(file["location"]))
+            their_attrs, their_groups = read_hdf5_groups(reference_file)
+            assert mine_groups.keys() == their_groups.keys() == set(theirs.children)
+            for name, group in their_groups.items():
+                assert_equals_qcodes(mine_groups[name], group)
+            assert_same_attrs(mine_attrs, their_attrs)
+            continue
+        assert_equals_qcodes(read_hdf5(Path(file["location"])), read_hdf5(reference_file))
 
     again = service.sync_source("old-lab")  # nothing changed: only live runs are looked at
     assert all(o.action == "unchanged" for o in again), again

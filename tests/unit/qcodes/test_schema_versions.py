@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 from qcodes.dataset.data_set import DataSet
 
+from qops.qcodes.dataset_groups import GROUPS_LAYOUT, run_dataset, run_to_groups
 from qops.qcodes.errors import RunReadError, UnsupportedSchemaVersionError
 from qops.qcodes.reader import SUPPORTED_SCHEMA_VERSIONS, QcodesReader
 from qops.qcodes.to_xarray import RunView, run_to_xarray
@@ -26,7 +27,7 @@ from tests.unit.qcodes.schema_fixtures import (
     qcodes_runs,
     sha256,
 )
-from tests.unit.qcodes.test_reader import assert_equals_qcodes
+from tests.unit.qcodes.test_reader import assert_equals_qcodes, assert_same_attrs
 
 pytestmark = needs_fixtures
 
@@ -51,6 +52,17 @@ def _assert_same_data(
         for name, array in arrays.items():
             assert mine[top][name].shape == array.shape, (top, name)
             assert np.allclose(mine[top][name], array, rtol=1e-14, atol=0, equal_nan=True)
+
+
+def assert_groups_equal_qcodes_dict(
+    root_attrs: dict[str, object], groups: dict[str, xr.Dataset], expected: dict[str, xr.Dataset]
+) -> None:
+    """One group per dataset of QCoDeS's ``to_xarray_dataset_dict()``, each equal to it."""
+    assert groups.keys() == expected.keys()
+    for name, theirs in expected.items():
+        assert_equals_qcodes(groups[name], theirs)
+    first = next(iter(expected.values()))
+    assert_same_attrs(root_attrs, {**first.attrs, "qops_layout": GROUPS_LAYOUT})
 
 
 @pytest.mark.parametrize(("version", "fixture"), WITH_RUNS, ids=_ids(WITH_RUNS))
@@ -84,15 +96,21 @@ def test_reader_old_schema_version_reads_like_qcodes_upgraded_copy(
 
             data = reader.parameter_data(info)
             _assert_same_data(data, expected.get_parameter_data())
+            mine = run_dataset(info, data, str(untouched))
             try:
                 theirs = expected.to_xarray_dataset()
             except xr.MergeError:
-                # QCoDeS cannot lay some of these runs out either (an inferred parameter
-                # shared by two trees); qops reports such a run as unreadable.
-                with pytest.raises(RunReadError, match="data layout is unreadable"):
-                    run_to_xarray(info, data, str(untouched))
+                # QCoDeS cannot merge some of these runs into one dataset (an inferred
+                # parameter shared by two trees) but reads them one dataset per dependent.
+                assert isinstance(mine, xr.DataTree)
+                assert_groups_equal_qcodes_dict(
+                    dict(mine.attrs),
+                    {n: c.to_dataset() for n, c in mine.children.items()},
+                    expected.to_xarray_dataset_dict(),
+                )
             else:
-                assert_equals_qcodes(run_to_xarray(info, data, str(untouched)), theirs)
+                assert isinstance(mine, xr.Dataset)
+                assert_equals_qcodes(mine, theirs)
 
     assert (sha256(untouched), listing(untouched.parent)) == before
 
@@ -160,3 +178,49 @@ def test_reader_version_2_layout_without_results_column_names_run_and_parameter(
         with pytest.raises(RunReadError, match=r"run 1: layouts is unreadable: .*'gone'"):
             reader.run_info(1)
         assert reader.run_info(2).guid  # the other runs still read
+
+
+def test_reader_version_2_runs_qcodes_cannot_merge_read_as_its_dataset_dict(
+    tmp_path: Path,
+) -> None:
+    """The runs of ``version2/some_runs.db`` are all of the kind QCoDeS cannot merge."""
+    untouched = copy_fixture("version2/some_runs.db", tmp_path / "lab")
+    reference = qcodes_runs(copy_fixture("version2/some_runs.db", tmp_path / "upgraded"))
+    with QcodesReader(untouched) as reader:
+        for run_id, expected in reference.items():
+            info = reader.run_info(run_id)
+            data = reader.parameter_data(info)
+            with pytest.raises(xr.MergeError):
+                expected.to_xarray_dataset()
+            with pytest.raises(RunReadError, match=f"run {run_id}: data layout is unreadable"):
+                run_to_xarray(info, data, str(untouched))
+            tree = run_dataset(info, data, str(untouched))
+            assert isinstance(tree, xr.DataTree)
+            assert set(tree.children) == {"p4", "p5"}
+
+
+def test_reader_run_neither_merged_nor_per_dependent_names_run_file_and_why(
+    tmp_path: Path,
+) -> None:
+    untouched = copy_fixture("version2/some_runs.db", tmp_path / "lab")
+    with QcodesReader(untouched) as reader:
+        info = reader.run_info(3)
+        data = reader.parameter_data(info)
+        # Damaged data as no reader returns it: a setpoint shorter than its dependent.
+        data["p4"]["p2"] = data["p4"]["p2"][:10]
+        with pytest.raises(RunReadError) as raised:
+            run_dataset(info, data, str(untouched))
+    message = str(raised.value)
+    assert str(untouched) in message
+    assert "run 3: data layout is unreadable" in message
+    assert raised.value.run_id == 3
+
+
+def test_run_to_groups_of_run_without_dependents_is_refused_naming_the_run(
+    tmp_path: Path,
+) -> None:
+    untouched = copy_fixture("version2/some_runs.db", tmp_path / "lab")
+    with QcodesReader(untouched) as reader:
+        info = reader.run_info(2)
+        with pytest.raises(RunReadError, match="run 2: data layout is unreadable: no dependent"):
+            run_to_groups(info, {}, str(untouched))
