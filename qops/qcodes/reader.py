@@ -201,6 +201,11 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _in_wal_mode(fd: int) -> bool:
+    """Whether the database open on ``fd`` is in WAL mode (header bytes 18-19 are 2, 2)."""
+    return os.pread(fd, 2, 18) == b"\x02\x02"
+
+
 def _read_only_uri(path: Path, *options: str) -> str:
     return "file:" + urllib.parse.quote(str(path)) + "?" + "&".join(("mode=ro", *options))
 
@@ -519,7 +524,7 @@ class QcodesReader:
             if not self._lock.acquire(self.busy_timeout_s):
                 self.close()
                 raise DatabaseLockedError(str(self.path), self.busy_timeout_s)
-            if os.pread(self._lock.fd, 2, 18) == b"\x02\x02":
+            if _in_wal_mode(self._lock.fd):
                 self._conn.close()
                 self._conn = self._connect()
             if self._mode == "rollback":
@@ -540,7 +545,7 @@ class QcodesReader:
         wal = self.path.with_name(self.path.name + "-wal")
         shm = self.path.with_name(self.path.name + "-shm")
         while True:
-            in_wal_mode = os.pread(self._lock.fd, 2, 18) == b"\x02\x02"
+            in_wal_mode = _in_wal_mode(self._lock.fd)
             if not in_wal_mode:
                 mode: _ReadMode = "rollback"
                 uri = _read_only_uri(self.path, "readonly_shm=1")
@@ -1052,7 +1057,7 @@ class QcodesReader:
         with self._guard(f"reading data of run {info.run_id}"):
             if self._mode == "rollback":
                 assert self._lock is not None
-                if os.pread(self._lock.fd, 2, 18) == b"\x02\x02":
+                if _in_wal_mode(self._lock.fd):
                     return None  # now a WAL database: sqlite3 reads it (readonly_shm)
             if self._arrow is None:
                 self._arrow = ArrowWindows.open(self._uri, _WINDOW_ROWS)
