@@ -12,6 +12,7 @@ from qops.catalog.service import (
     NOTHING_TO_DO_ROW,
     Discovery,
     RunOutcome,
+    sources_failed_message,
     summary_artifact_key,
     summary_line,
     summary_rows,
@@ -57,10 +58,7 @@ class SourcesFailedError(QopsError):
     def __init__(self, report: SyncReport) -> None:
         self.report = report
         self.failed = {s.source: s.error or "" for s in report.sources if s.error}
-        details = "; ".join(f"{name}: {error}" for name, error in self.failed.items())
-        super().__init__(
-            f"sync of {len(self.failed)} source(s) failed ({', '.join(self.failed)}): {details}"
-        )
+        super().__init__(sources_failed_message(self.failed))
 
     def __reduce__(self) -> tuple[type[SourcesFailedError], tuple[SyncReport]]:
         # Rebuilt from its report when Prefect hands the failed state's exception back.

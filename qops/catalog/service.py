@@ -20,7 +20,7 @@ import logging
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -200,6 +200,16 @@ NOTHING_TO_DO_ROW: dict[str, str | int] = {
     "error": "",
 }
 """The one row of a sync's table artifact when no source had a run to sync."""
+
+
+def sources_failed_message(failed: Mapping[str, str]) -> str:
+    """The message of a sync whose ``failed`` sources (name: why) could not be read.
+
+    The one form that the ``sync-qcodes`` flow's failure and ``qops sync``'s recorded flow
+    run give.
+    """
+    details = "; ".join(f"{name}: {error}" for name, error in failed.items())
+    return f"sync of {len(failed)} source(s) failed ({', '.join(failed)}): {details}"
 
 
 def summary_artifact_key(sources: list[str]) -> str:

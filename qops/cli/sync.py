@@ -300,6 +300,7 @@ def _sync_recorded(name: str, api: PrefectApi) -> bool:
     """
     from qops.catalog.service import (
         NOTHING_TO_DO_ROW,
+        sources_failed_message,
         summary_artifact_key,
         summary_line,
         summary_rows,
@@ -336,7 +337,7 @@ def _sync_recorded(name: str, api: PrefectApi) -> bool:
         if error is None:
             rest.set_state(flow_run, "COMPLETED", line)
         else:
-            rest.set_state(flow_run, "FAILED", f"sync of 1 source(s) failed ({name}): {error}")
+            rest.set_state(flow_run, "FAILED", sources_failed_message({name: error}))
     return _report(name, outcomes, error)
 
 

@@ -101,17 +101,20 @@ def test_rest_call_to_api_that_refuses_names_api_action_and_status(prefect_api: 
         rest._call("DELETE", "block_documents/not-a-uuid", "delete block s/x")
 
 
-def test_cli_sync_with_api_records_flow_run_with_logs_and_artifact(
-    prefect_api: str, mongo_settings: MongoSettings, mongo_db: Database[Document], tmp_path: Path
-) -> None:
+def _add_one_run_source(tmp_path: Path, name: str) -> None:
+    """Register ``name``: a QCoDeS database of one 1-D run, added with ``qops sources add``."""
     db = tmp_path / "lab.db"
     conn, exp = create_db(db)
     run_1d(exp)
     conn.close()
-    assert (
-        run_qops("sources", "add", "rec-lab", "--database", str(db), "--set-up", "f").returncode
-        == 0
-    )
+    added = run_qops("sources", "add", name, "--database", str(db), "--set-up", "f")
+    assert added.returncode == 0, added.stderr
+
+
+def test_cli_sync_with_api_records_flow_run_with_logs_and_artifact(
+    prefect_api: str, mongo_settings: MongoSettings, mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    _add_one_run_source(tmp_path, "rec-lab")
 
     synced = run_qops("sync", "rec-lab")
 
@@ -146,14 +149,7 @@ def test_cli_sync_with_api_records_flow_run_with_logs_and_artifact(
 def test_cli_sync_engine_option_runs_the_flow_with_task_runs(
     prefect_api: str, mongo_settings: MongoSettings, mongo_db: Database[Document], tmp_path: Path
 ) -> None:
-    db = tmp_path / "lab.db"
-    conn, exp = create_db(db)
-    run_1d(exp)
-    conn.close()
-    assert (
-        run_qops("sources", "add", "eng-lab", "--database", str(db), "--set-up", "f").returncode
-        == 0
-    )
+    _add_one_run_source(tmp_path, "eng-lab")
 
     synced = run_qops("sync", "eng-lab", "--engine")
 
@@ -164,3 +160,22 @@ def test_cli_sync_engine_option_runs_the_flow_with_task_runs(
     body = {"flow_runs": {"id": {"any_": [match.group(1)]}}}
     task_runs = httpx.post(f"{prefect_api}/task_runs/filter", json=body).json()
     assert {t["name"] for t in task_runs} >= {"discover-runs-eng-lab", "sync-run-eng-lab-1"}
+
+
+def test_cli_sync_with_api_of_unreadable_source_records_failed_flow_run_naming_it(
+    prefect_api: str, mongo_settings: MongoSettings, tmp_path: Path
+) -> None:
+    _add_one_run_source(tmp_path, "gone-lab")
+    (tmp_path / "lab.db").unlink()
+
+    synced = run_qops("sync", "gone-lab")
+
+    assert synced.returncode != 0
+    assert "gone-lab: discovery failed" in synced.stderr
+    match = re.search(r"flow run ([0-9a-f-]{36}) of sync-qcodes", synced.stdout)
+    assert match is not None, synced.stdout
+    flow_run = httpx.get(f"{prefect_api}/flow_runs/{match.group(1)}").json()
+    assert flow_run["state"]["type"] == "FAILED"
+    message = flow_run["state"]["message"]
+    assert message.startswith("sync of 1 source(s) failed (gone-lab): gone-lab: ")
+    assert str(tmp_path / "lab.db") in message
