@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from qops.cli.prefect_env import PrefectApi, api_credentials
 from qops.errors import QopsError
+from qops.timeutil import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +104,6 @@ class FlowRunRef(BaseModel):
 
     id: str
     name: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 class PrefectRest:
@@ -298,7 +294,7 @@ class PrefectRest:
         """Attach ``(level, message)`` log lines to the flow run."""
         if not lines:
             return
-        stamp = _now()
+        stamp = utc_now().isoformat()
         self._call(
             "POST",
             "logs/",
