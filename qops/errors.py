@@ -72,3 +72,11 @@ class DataDirError(QopsError):
         super().__init__(
             f"data directory {path} is not writable: {reason} (set QOPS_DATA_DIR to another path)"
         )
+
+
+class NotFoundError(QopsError):
+    """Something looked up by its id or name does not exist.
+
+    The base of every "no such thing" error, so an HTTP exception handler answers 404 for
+    all of them and 422 or 503 for the rest.
+    """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qops.errors import QopsError
+from qops.errors import NotFoundError, QopsError
 
 
 class SourceReadError(QopsError):
@@ -28,7 +28,7 @@ class InvalidSourceConfigError(QopsError):
         super().__init__(f"sync source {source!r} has an invalid config: {'; '.join(problems)}")
 
 
-class SourceNotFoundError(QopsError):
+class SourceNotFoundError(NotFoundError):
     """No sync source of this name is registered."""
 
     def __init__(self, name: str) -> None:

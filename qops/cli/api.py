@@ -1,4 +1,4 @@
-"""``qops api serve``: the HTTP API (provenance queries) with uvicorn."""
+"""``qops api serve``: the HTTP API and the console (``qops.console.app``) with uvicorn."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import typer
 import uvicorn
 
 from qops.config import MongoSettings
+from qops.console.app import ConsoleServices, create_app
 from qops.mongo import database
-from qops.provenance.api import create_app
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
@@ -22,9 +22,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the API (OpenAPI documentation at /docs) until interrupted."""
+    """Serve the API (OpenAPI documentation at /docs) and the console at / until interrupted."""
     settings = MongoSettings()
     repository = MongoProvenanceRepository(database(settings))
     repository.ensure_indexes()
     service = ProvenanceService(repository, ProvenanceSettings().project_id)
-    uvicorn.run(create_app(service), host=host, port=port, log_level="info")
+    app = create_app(ConsoleServices(provenance=service))
+    uvicorn.run(app, host=host, port=port, log_level="info")

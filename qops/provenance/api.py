@@ -13,11 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from qops.errors import MongoUnavailableError, QopsError
-from qops.provenance.errors import (
-    EntityNotFoundError,
-    ExecutionNotFoundError,
-)
+from qops.errors import MongoUnavailableError, NotFoundError, QopsError
 from qops.provenance.models import (
     ChangesResponse,
     CompareResponse,
@@ -30,8 +26,6 @@ from qops.provenance.models import (
 from qops.provenance.service import DEFAULT_REL_TOL, ProvenanceService
 
 logger = logging.getLogger(__name__)
-
-_NOT_FOUND = (EntityNotFoundError, ExecutionNotFoundError)
 
 
 def get_service(request: Request) -> ProvenanceService:
@@ -145,7 +139,7 @@ def get_changes(
 
 
 def _status_of(error: QopsError) -> int:
-    if isinstance(error, _NOT_FOUND):
+    if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, MongoUnavailableError):
         return 503

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qops.errors import QopsError
+from qops.errors import NotFoundError, QopsError
 
 
 class ProvenanceError(QopsError):
@@ -42,7 +42,7 @@ class InvalidQueryError(ProvenanceError):
         super().__init__(f"{parameter}={value!r} is not accepted: expected {expected}")
 
 
-class EntityNotFoundError(ProvenanceError):
+class EntityNotFoundError(ProvenanceError, NotFoundError):
     """No parameter version has this entity id in the project.
 
     Args:
@@ -56,7 +56,7 @@ class EntityNotFoundError(ProvenanceError):
         super().__init__(f"no parameter version {entity_id!r} in project {project_id!r}")
 
 
-class ExecutionNotFoundError(ProvenanceError):
+class ExecutionNotFoundError(ProvenanceError, NotFoundError):
     """An execution id has no recorded parameter versions or activities in the project.
 
     Args:

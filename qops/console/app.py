@@ -1,0 +1,116 @@
+"""The HTTP app of ``qops api serve``: the JSON APIs and the console's pages.
+
+:func:`create_app` is the factory; the composition root (``qops.cli``) builds the services
+and hands them in, and endpoints reach them through ``request.app.state``. One set of
+exception handlers answers for all of it: unknown things 404, bad input 422 naming the
+parameter, an unreachable database 503, as a page on console paths and as JSON elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qops.console.security import SecurityHeadersMiddleware
+from qops.console.templating import render, wants_html
+from qops.errors import MongoUnavailableError, NotFoundError, QopsError
+from qops.provenance.api import router as provenance_router
+from qops.provenance.service import ProvenanceService
+
+logger = logging.getLogger(__name__)
+
+_STATIC = Path(__file__).parent / "static"
+_PLOTLY_JS = Path(plotly.__file__).parent / "package_data"
+
+
+@dataclass(frozen=True)
+class ConsoleServices:
+    """What the app serves, built by the composition root.
+
+    Attributes:
+        provenance: Calibration provenance queries (``/provenance/...`` and its pages).
+    """
+
+    provenance: ProvenanceService
+
+
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get("/")
+def home(request: Request) -> Response:
+    """The console's start page."""
+    return render(request, "home.html", {"title": "qops"})
+
+
+def _status_of(error: QopsError) -> int:
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, MongoUnavailableError):
+        return 503
+    return 422
+
+
+def _error_answer(request: Request, status: int, title: str, detail: str, kind: str) -> Response:
+    if wants_html(request):
+        context = {"title": title, "status": status, "detail": detail}
+        return render(request, "error.html", context, status=status)
+    return JSONResponse({"detail": detail, "error": kind}, status)
+
+
+async def _qops_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, QopsError)
+    status = _status_of(error)
+    logger.info("%s %s -> %d: %s", request.method, request.url.path, status, error)
+    title = {404: "Not found", 503: "Database unavailable"}.get(status, "Bad request")
+    return _error_answer(request, status, title, str(error), type(error).__name__)
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    if not wants_html(request):
+        return JSONResponse({"detail": error.errors()}, 422)
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "query")
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return _error_answer(request, 422, "Bad request", "; ".join(problems), "RequestValidationError")
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    if not wants_html(request):
+        return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
+    title = "Not found" if error.status_code == 404 else "Error"
+    answer = _error_answer(request, error.status_code, title, str(error.detail), "HTTPException")
+    if error.headers:
+        answer.headers.update(error.headers)
+    return answer
+
+
+def create_app(services: ConsoleServices) -> FastAPI:
+    """Return the app serving the JSON APIs (OpenAPI at ``/docs``) and the console pages."""
+    app = FastAPI(
+        title="qops",
+        description="Calibration provenance and the console of the qops lab operations.",
+        version="1",
+    )
+    app.state.provenance_service = services.provenance
+    app.include_router(provenance_router)
+    app.include_router(pages)
+    # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.
+    app.mount("/static/vendor/plotly", StaticFiles(directory=_PLOTLY_JS), name="plotly")
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    app.add_exception_handler(QopsError, _qops_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
