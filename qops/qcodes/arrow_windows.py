@@ -23,6 +23,7 @@ exactly as before.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _BATCH_ROWS_OPTION = "adbc.sqlite.query.batch_rows"
+# Address space for the read-only map (SQLite maps at most this much of the file).
+_MMAP_BYTES = 1 << 40
 
 
 class ArrowWindows:
@@ -61,10 +64,18 @@ class ArrowWindows:
         self.batch_rows = batch_rows
 
     @classmethod
-    def open(cls, uri: str, batch_rows: int) -> ArrowWindows | None:
+    def open(cls, uri: str, batch_rows: int, map_file: bool = False) -> ArrowWindows | None:
         """Connect to ``uri``; None when the driver is not installed or cannot open it.
 
         Opening reads nothing: SQLite reads the file at the first statement.
+
+        Args:
+            uri: The SQLite URI filename.
+            batch_rows: See the class.
+            map_file: Read the file through a read-only memory map instead of one read
+                call per page (about 30 % less time for a large run). Only for a file that
+                cannot change or shrink while it is read: a writer truncating a mapped file
+                would crash the process, where a read call only fails.
         """
         try:
             import adbc_driver_sqlite.dbapi as adbc_sqlite
@@ -73,21 +84,36 @@ class ArrowWindows:
             return None
         try:
             conn = adbc_sqlite.connect(uri, autocommit=True)
+            if map_file:
+                # A setting of this connection only: nothing is written to the file.
+                cursor = conn.cursor()
+                try:
+                    cursor.execute(f"PRAGMA mmap_size = {_MMAP_BYTES:d}")
+                    cursor.fetchall()
+                finally:
+                    cursor.close()
         except adbc_sqlite.Error as e:
             logger.debug("ADBC cannot open %s, reading through sqlite3: %s", uri, e)
             return None
         return cls(conn, (adbc_sqlite.Error,), uri, batch_rows)
 
     def read(
-        self, sql: str, bounds: tuple[int, int], width: int
-    ) -> list[npt.NDArray[np.float64]] | None:
+        self, sql: str, bounds: tuple[int, int], width: int, valid: Sequence[int] = ()
+    ) -> tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.bool_]]] | None:
         """Run ``sql`` with ``bounds`` and return its ``width`` columns as float64 arrays.
 
         NULL becomes NaN, INTEGER values are converted to float64 as ``float()`` would.
 
+        Args:
+            sql: The query, with two ``?`` for the bounds.
+            bounds: The window's ``(first id, last id)``.
+            width: The number of columns the query selects.
+            valid: Indices of the columns whose non-NULL masks are wanted too.
+
         Returns:
-            The columns, or None when a column holds TEXT or BLOB values or the driver
-            failed: the caller then reads the window through ``sqlite3``.
+            The columns and, for each index in ``valid``, where that column is not NULL;
+            or None when a column holds TEXT or BLOB values or the driver failed: the
+            caller then reads the window through ``sqlite3``.
         """
         cursor = self._conn.cursor()
         try:
@@ -107,7 +133,11 @@ class ArrowWindows:
             if array is None:
                 return None
             columns.append(array)
-        return columns
+        masks = [
+            np.asarray(table.column(i).is_valid().to_numpy(zero_copy_only=False), np.bool_)
+            for i in valid
+        ]
+        return columns, masks
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -27,9 +27,10 @@ and picks one of (see ``docs/sync.md``, "How the lab's file is read"):
 
 Reads are short: every statement is its own read transaction (autocommit), and a run's
 data is fetched in windows of row ids, so a measurement writing to the same file is never
-blocked for long. Numeric data is read with plain ``sqlite3`` into preallocated numpy
-arrays (no per-value Python converters); other types use converters equivalent to
-QCoDeS's.
+blocked for long. Numeric data is read into preallocated numpy arrays, through the ADBC
+SQLite driver where the connection mode allows it (``qops.qcodes.arrow_windows``) and plain
+``sqlite3`` elsewhere, all numeric dependents of a run in one pass; other types use
+converters equivalent to QCoDeS's.
 """
 
 from __future__ import annotations
@@ -995,15 +996,20 @@ class QcodesReader:
         describer = info.describer(str(self.path))
         interdeps = describer.interdeps
         last = self.data_marker(info) if up_to_row is None else up_to_row
-        output: ParameterData = {}
+        trees: dict[str, tuple[ParamSpecBase, ...]] = {}
         for top in interdeps.top_level_parameters:
             _, deps, inferred = interdeps.all_parameters_in_tree_by_group(top)
-            specs: tuple[ParamSpecBase, ...] = (top, *deps, *inferred)
-            if all(spec.type == "numeric" for spec in specs):
-                arrays = self._numeric_tree(info, specs, last)
-            else:
-                arrays = self._generic_tree(info, specs, last)
-            output[top.name] = _reshape(arrays, describer, top.name)
+            trees[top.name] = (top, *deps, *inferred)
+        numeric = [
+            specs for specs in trees.values() if all(spec.type == "numeric" for spec in specs)
+        ]
+        # Numeric trees share one pass over the results table (dependents measured together,
+        # like I and Q, sit in the same rows): each row is stepped once, not once per tree.
+        shared = self._numeric_trees(info, numeric, last) if numeric else {}
+        output: ParameterData = {}
+        for name, specs in trees.items():
+            arrays = shared[name] if name in shared else self._generic_tree(info, specs, last)
+            output[name] = _reshape(arrays, describer, name)
         return output
 
     def _tree_sql(self, info: RunInfo, specs: Sequence[ParamSpecBase]) -> str:
@@ -1013,9 +1019,8 @@ class QcodesReader:
             f"WHERE id > ? AND id <= ? AND {_quote_ident(specs[0].name)} IS NOT NULL"
         )
 
-    def _windows(
-        self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
-    ) -> Iterator[tuple[int, int]]:
+    @staticmethod
+    def _windows(last: int) -> Iterator[tuple[int, int]]:
         """Yield ``(first id, last id)`` windows; each query on one is a short read transaction."""
         start = 0
         while start < last:
@@ -1026,10 +1031,10 @@ class QcodesReader:
     def _numeric_window(
         self, info: RunInfo, sql: str, window: tuple[int, int], dtype: np.dtype[Any]
     ) -> npt.NDArray[Any]:
-        """Return one window's rows as a structured float64 array.
+        """Return one window's rows as a structured float64 array (NULL as NaN).
 
         Plain floats and ints go straight from the cursor into numpy; a window holding
-        NULLs or text (QCoDeS stores NaN as the text ``nan``) is converted through Python.
+        text (QCoDeS stores NaN as the text ``nan``) is converted through Python.
         """
         with self._guard(f"reading data of run {info.run_id}"):
             try:
@@ -1043,8 +1048,8 @@ class QcodesReader:
         return np.rec.fromarrays(plain.T, dtype=dtype) if len(rows) else np.empty(0, dtype)
 
     def _arrow_window(
-        self, info: RunInfo, sql: str, window: tuple[int, int], width: int
-    ) -> list[npt.NDArray[np.float64]] | None:
+        self, info: RunInfo, sql: str, window: tuple[int, int], width: int, tops: Sequence[int]
+    ) -> tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.bool_]]] | None:
         """Read one window through ADBC where the connection mode allows it, else None.
 
         On a rollback-journal database the window is read under the reader's SHARED
@@ -1060,46 +1065,102 @@ class QcodesReader:
                 if _in_wal_mode(self._lock.fd):
                     return None  # now a WAL database: sqlite3 reads it (readonly_shm)
             if self._arrow is None:
-                self._arrow = ArrowWindows.open(self._uri, _WINDOW_ROWS)
+                # Rollback reads hold the SHARED lock that every writer waits for, and a
+                # private copy has no writer: only there can the file be mapped.
+                fixed = self._mode in ("rollback", "snapshot")
+                self._arrow = ArrowWindows.open(self._uri, _WINDOW_ROWS, map_file=fixed)
                 if self._arrow is None:
                     self.arrow = False  # the driver is missing or refused the file
                     return None
-            return self._arrow.read(sql, window, width)
+            return self._arrow.read(sql, window, width, tops)
 
-    def _numeric_tree(
-        self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
+    def _numeric_trees(
+        self, info: RunInfo, trees: Sequence[Sequence[ParamSpecBase]], last: int
+    ) -> dict[str, dict[str, npt.NDArray[Any]]]:
+        """Read numeric trees in one pass: ``top name -> parameter name -> values``.
+
+        Each tree holds the rows where its top-level parameter is not NULL, in row order,
+        exactly as a query of that tree alone would. With more than one tree, one query
+        reads the union of their columns over the rows where any top-level parameter is
+        set, and each tree keeps the rows where its own is not NULL (NULL as the driver
+        reports it, never inferred from NaN, which QCoDeS stores as a value).
+        """
+        if len(trees) == 1:
+            specs = trees[0]
+            sql = self._tree_sql(info, specs)
+            columns, _ = self._numeric_columns(info, (sql, sql), len(specs), last, ())
+            return {specs[0].name: self._named(specs, columns)}
+        names = list(dict.fromkeys(spec.name for specs in trees for spec in specs))
+        tops = [names.index(specs[0].name) for specs in trees]
+        set_tops = [f"{_quote_ident(names[i])} IS NOT NULL" for i in tops]
+        rows = (
+            f"FROM {_quote_ident(info.result_table_name)} "
+            f"WHERE id > ? AND id <= ? AND ({' OR '.join(set_tops)})"
+        )
+        select = ", ".join(map(_quote_ident, names))
+        sql = f"SELECT {select} {rows}"
+        # sqlite3 gives NULL and the text "nan" alike as NaN: there the query also says,
+        # per tree, whether its top-level parameter is set (the Arrow driver reports NULLs).
+        flagged = f"SELECT {select}, {', '.join(set_tops)} {rows}"
+        columns, valid = self._numeric_columns(info, (sql, flagged), len(names), last, tops)
+        by_name = dict(zip(names, columns, strict=True))
+        output = {}
+        for specs, mask in zip(trees, valid, strict=True):
+            output[specs[0].name] = {spec.name: by_name[spec.name][mask] for spec in specs}
+        return output
+
+    @staticmethod
+    def _named(
+        specs: Sequence[ParamSpecBase], columns: list[npt.NDArray[np.float64]]
     ) -> dict[str, npt.NDArray[Any]]:
-        sql = self._tree_sql(info, specs)
-        dtype = np.dtype([(f"c{i}", np.float64) for i in range(len(specs))])
+        return {spec.name: column for spec, column in zip(specs, columns, strict=True)}
+
+    def _numeric_columns(
+        self, info: RunInfo, sql: tuple[str, str], width: int, last: int, tops: Sequence[int]
+    ) -> tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.bool_]]]:
+        """Run a query over every window of rows up to ``last``; its columns as float64.
+
+        Args:
+            info: The run.
+            sql: The query for the Arrow driver, and the same query for ``sqlite3`` with
+                one more column per index in ``tops``: whether that column is not NULL.
+            width: The columns of the first query.
+            last: The last row id to read.
+            tops: Columns whose non-NULL masks are returned too.
+        """
+        arrow_sql, flagged_sql = sql
+        dtype = np.dtype([(f"c{i}", np.float64) for i in range(width + len(tops))])
         # At most `last` rows: untouched pages of the over-allocation cost no memory, and
         # the arrays are shrunk in place at the end.
-        columns = [np.empty(last, dtype=np.float64) for _ in specs]
+        columns = [np.empty(last, dtype=np.float64) for _ in range(width)]
+        valid = [np.empty(last, dtype=np.bool_) for _ in tops]
         filled = 0
         windows = through_arrow = 0
-        for window in self._windows(info, specs, last):
+        for window in self._windows(last):
             windows += 1
-            block = self._arrow_window(info, sql, window, len(specs))
-            if block is None:
-                rows = self._numeric_window(info, sql, window, dtype)
-                block = [rows[f"c{i}"] for i in range(len(specs))]
+            read = self._arrow_window(info, arrow_sql, window, width, tops)
+            if read is None:
+                rows = self._numeric_window(info, flagged_sql, window, dtype)
+                block = [rows[f"c{i}"] for i in range(width)]
+                masks = [rows[f"c{width + k}"] != 0 for k in range(len(tops))]
             else:
+                block, masks = read
                 through_arrow += 1
                 self.arrow_windows += 1
             end = filled + len(block[0])
-            for column, values in zip(columns, block, strict=True):
+            for column, values in zip([*columns, *valid], [*block, *masks], strict=True):
                 column[filled:end] = values
             filled = end
-        for column in columns:
+        for column in [*columns, *valid]:
             column.resize(filled, refcheck=False)
         logger.debug(
-            "run %d, %s: %d of %d windows read through ADBC (%s connection)",
+            "run %d: %d of %d windows read through ADBC (%s connection)",
             info.run_id,
-            specs[0].name,
             through_arrow,
             windows,
             self._mode,
         )
-        return {spec.name: column for spec, column in zip(specs, columns, strict=True)}
+        return columns, valid
 
     def _generic_tree(
         self, info: RunInfo, specs: Sequence[ParamSpecBase], last: int
@@ -1111,7 +1172,7 @@ class QcodesReader:
         sql = self._tree_sql(info, specs)
         rows: list[tuple[Any, ...]] = []
         try:
-            for bounds in self._windows(info, specs, last):
+            for bounds in self._windows(last):
                 with self._guard(f"reading data of run {info.run_id}"):
                     window = self.conn.execute(sql, bounds).fetchall()
                 rows.extend(

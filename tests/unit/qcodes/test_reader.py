@@ -142,3 +142,43 @@ def test_reader_locked_database_raises_locked_after_timeout(tmp_path: Path) -> N
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_reader_dependents_sharing_rows_read_in_one_pass_equal_qcodes(
+    tmp_path: Path, with_nan: bool
+) -> None:
+    """Two dependents in the same rows, each also alone in rows: every tree holds exactly
+    the rows where its own dependent is set. NaN (stored by QCoDeS as text, so read through
+    sqlite3) is kept as a value, NULL dropped; without NaN the Arrow driver reads it."""
+    from qcodes.dataset import Measurement
+    from qcodes.parameters import ManualParameter
+
+    conn, exp = create_db(tmp_path / "lab.db")
+    x, z, w = (ManualParameter(n, unit="V") for n in ("x", "z", "w"))
+    meas = Measurement(exp=exp, name="shared rows")
+    meas.register_parameter(x)
+    meas.register_parameter(z, setpoints=(x,))
+    meas.register_parameter(w, setpoints=(x,))
+    with meas.run() as saver:
+        for i in range(200):
+            nan = with_nan and i % 7 == 0
+            saver.add_result((x, i), (z, np.nan if nan else i * 0.5), (w, -i))
+        saver.add_result((x, 1000.0), (z, 1.5))
+        saver.add_result((x, 2000.0), (w, np.nan if with_nan else 2.5))
+    expected = get_parameter_data(conn, saver.dataset.table_name)
+    conn.close()
+
+    with QcodesReader(tmp_path / "lab.db") as reader:
+        data = reader.parameter_data(reader.run_info(saver.run_id))
+        assert (reader.arrow_windows == 0) is with_nan
+
+    assert data.keys() == expected.keys() == {"z", "w"}
+    for top, arrays in expected.items():
+        assert data[top].keys() == arrays.keys()
+        for name, array in arrays.items():
+            assert data[top][name].dtype == array.dtype
+            np.testing.assert_array_equal(data[top][name], array)
+    assert len(data["z"]["z"]) == len(data["w"]["w"]) == 201
+    assert bool(np.isnan(data["z"]["z"][0])) is with_nan
+    assert bool(np.isnan(data["w"]["w"][-1])) is with_nan
