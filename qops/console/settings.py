@@ -25,9 +25,12 @@ def _http_base_url(value: str | None, name: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{name} must be an http:// or https:// URL with a host, got {value!r}")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        # Credentials never travel in a URL; a query or fragment cannot be a base.
-        raise ValueError(f"{name} must not hold credentials, a query or a fragment: {value!r}")
+    if parts.username or parts.password:
+        # Credentials never travel in a URL, nor in the message that refuses one.
+        shown = parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}").geturl()
+        raise ValueError(f"{name} must not hold credentials: {shown!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{name} is a base URL, without a query or a fragment: {value!r}")
     return value
 
 
