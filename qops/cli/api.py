@@ -32,7 +32,10 @@ def console_settings(block: str | None) -> ConsoleSettings:
         return ConsoleSettings()
     from blocks.console import QopsConsole
 
-    loaded = QopsConsole.load(block)
+    try:
+        loaded = QopsConsole.load(block)
+    except ValueError as e:  # Prefect's answer for a block that is not there
+        fail(f"qops-console block {block!r}: {e}")
     assert isinstance(loaded, QopsConsole)
     return loaded.to_settings()
 
