@@ -2,7 +2,8 @@
 
 Pure functions of the console's public base URL (``QOPS_CONSOLE_URL``, see
 :class:`qops.console.settings.ConsoleSettings`): the calibration and sync reports link each
-dataset, parameter, entity and execution they name to its page. It sits in the lowest row
+dataset, parameter, entity and execution they name to its page. The console links to the
+Prefect UI's flow run pages with :func:`prefect_flow_run_url`. It sits in the lowest row
 of the import layers so that every capability may use it without importing the console.
 Each path segment is URL-quoted, so ids holding ``/``, ``?`` or ``#`` stay one segment.
 """
@@ -38,6 +39,17 @@ def entity_url(base_url: str, entity_id: str) -> str:
 def execution_url(base_url: str, execution_id: str) -> str:
     """The page of a calibration execution: ``<base>/console/executions/{id}``."""
     return _join(base_url, "executions", execution_id)
+
+
+def prefect_flow_run_url(prefect_ui_url: str, flow_run_id: str) -> str:
+    """A flow run's page in the Prefect UI: ``<ui>/runs/flow-run/{id}``.
+
+    Args:
+        prefect_ui_url: The UI's base URL (``QOPS_PREFECT_UI_URL``, by default
+            ``PREFECT_API_URL`` minus ``/api``).
+        flow_run_id: The flow run (a calibration's execution id is its flow run's id).
+    """
+    return prefect_ui_url.rstrip("/") + "/runs/flow-run/" + _segment(flow_run_id)
 
 
 def markdown_link(text: str, url: str | None) -> str:

@@ -54,7 +54,8 @@ def serve(
 ) -> None:
     """Serve the API (OpenAPI documentation at /docs) and the console at / until interrupted."""
     try:
-        auth = ConsoleAuth.from_settings(console_settings(block))
+        console = console_settings(block)
+        auth = ConsoleAuth.from_settings(console)
         check_bind(host, auth)
     except ValidationError as e:
         fail("; ".join(str(error["msg"]) for error in e.errors()))
@@ -64,5 +65,6 @@ def serve(
     repository = MongoProvenanceRepository(database(settings))
     repository.ensure_indexes()
     service = ProvenanceService(repository, ProvenanceSettings().project_id)
-    app = create_app(ConsoleServices(provenance=service), auth=auth)
+    services = ConsoleServices(provenance=service, prefect_ui_url=console.prefect_ui_url)
+    app = create_app(services, auth=auth)
     uvicorn.run(app, host=host, port=port, log_level="info")

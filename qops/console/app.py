@@ -38,9 +38,12 @@ class ConsoleServices:
 
     Attributes:
         provenance: Calibration provenance queries (``/provenance/...`` and its pages).
+        prefect_ui_url: Base URL of the Prefect UI, for links to flow runs
+            (:func:`qops.console_links.prefect_flow_run_url`); ``None``: no such links.
     """
 
     provenance: ProvenanceService
+    prefect_ui_url: str | None = None
 
 
 pages = APIRouter(include_in_schema=False)
@@ -112,6 +115,7 @@ def create_app(services: ConsoleServices, auth: ConsoleAuth | None = None) -> Fa
         version="1",
     )
     app.state.provenance_service = services.provenance
+    app.state.prefect_ui_url = services.prefect_ui_url
     app.include_router(provenance_router)
     app.include_router(pages)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.

@@ -20,6 +20,7 @@ from qops.console_links import (
     execution_url,
     markdown_link,
     parameter_url,
+    prefect_flow_run_url,
 )
 
 _VARIABLES = (
@@ -173,3 +174,10 @@ def test_markdown_link_escapes_text_and_leaves_plain_text_without_url() -> None:
     assert markdown_link("t1 | x", None) == "t1 | x"
     assert markdown_link("a]b|c", "http://q/x") == "[a\\]b\\|c](http://q/x)"
     assert markdown_link("p", "http://q/(x)") == "[p](http://q/(x%29)"
+
+
+def test_prefect_flow_run_url_is_the_ui_flow_run_page() -> None:
+    run = "0f8e3a52-1b7c-4d2e-9a57-3c0f5f0d2b61"
+    assert prefect_flow_run_url("http://127.0.0.1:4321/", run) == (
+        f"http://127.0.0.1:4321/runs/flow-run/{run}"
+    )
