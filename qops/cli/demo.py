@@ -26,6 +26,7 @@ import yaml
 from qops.cli.prefect_server import LocalPrefectServer
 from qops.cli.services import Service, http_ready, tcp_ready
 from qops.config import MongoSettings
+from qops.console_links import entity_url, parameter_url
 from qops.mongo import EmbeddedMongo, connect, redact_url
 from qops.process import LOOPBACK, free_port
 
@@ -251,6 +252,10 @@ def _run_flows(
     typer.echo(f"\nCatalog          {datasets} datasets, {items} sync items")
     typer.echo(f"\nConsole          {api_url}/")
     typer.echo(f"  datasets       {api_url}/console/datasets")
+    typer.echo(f"  t1 of Q0       {parameter_url(api_url, 't1', 'Q0')}")
+    if t1 is not None:
+        typer.echo(f"  its lineage    {entity_url(api_url, t1['entity_id'])}")
+    typer.echo(f"  executions     {api_url}/console/executions")
     typer.echo(f"  chip           {api_url}/console/chips/{DEMO_CHIP}")
 
 

@@ -40,6 +40,8 @@ def test_demo_runs_everything_reports_and_stops_cleanly(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as db:
         artifacts = dict(db.execute("SELECT key, data FROM artifact ORDER BY created"))
     base = console.group(1)
+    assert f"{base}/console/entities/t1%3AQ0%3A" in out
+    assert f"{base}/console/parameters/t1/Q0" in out
     assert f"({base}/console/executions/" in artifacts["calibration-demo-chip-lineage"]
     assert f"({base}/console/parameters/" in artifacts["calibration-demo-chip-changes"]
     assert f"({base}/console/datasets/" in artifacts["sync-qcodes-demo-calibration"]
