@@ -35,11 +35,15 @@ def _http_base_url(value: str | None, name: str) -> str | None:
 
 
 def prefect_ui_url_of(api_url: str | None) -> str | None:
-    """The Prefect UI address belonging to a ``PREFECT_API_URL`` (the URL minus ``/api``)."""
-    if not api_url or not api_url.strip():
+    """The Prefect UI address of a self-hosted server's ``PREFECT_API_URL`` (minus ``/api``).
+
+    ``None`` for an API URL that does not end in ``/api`` (Prefect Cloud's, for one), whose
+    UI is elsewhere: set ``QOPS_PREFECT_UI_URL`` then.
+    """
+    url = (api_url or "").strip().rstrip("/")
+    if not url.endswith("/api"):
         return None
-    url = api_url.strip().rstrip("/")
-    return url.removesuffix("/api") if url.endswith("/api") else url
+    return url.removesuffix("/api")
 
 
 def _secret_set(secret: SecretStr | None) -> bool:
@@ -56,7 +60,7 @@ class ConsoleSettings(BaseSettings):
         console_url: Public base URL of the console (``http://qops.lab:8000``), used for
             links from Prefect artifacts; unset: the artifacts carry no links.
         prefect_ui_url: Base URL of the Prefect UI (its flow runs are linked from the
-            console); default: ``PREFECT_API_URL`` minus ``/api`` when that is set.
+            console); default: ``PREFECT_API_URL`` minus ``/api`` when it ends in ``/api``.
     """
 
     model_config = SettingsConfigDict(env_prefix="QOPS_", extra="ignore")
@@ -92,9 +96,13 @@ class ConsoleSettings(BaseSettings):
     @model_validator(mode="after")
     def _derive_prefect_ui_url(self) -> ConsoleSettings:
         if self.prefect_ui_url is None:
-            derived = prefect_ui_url_of(os.environ.get("PREFECT_API_URL"))
-            if derived is not None and urlsplit(derived).scheme in ("http", "https"):
-                self.prefect_ui_url = derived
+            try:
+                derived = _http_base_url(
+                    prefect_ui_url_of(os.environ.get("PREFECT_API_URL")), "PREFECT_API_URL"
+                )
+            except ValueError:
+                derived = None  # not a base for links (credentials, odd scheme): no links
+            self.prefect_ui_url = derived
         return self
 
     @property

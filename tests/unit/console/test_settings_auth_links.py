@@ -78,6 +78,7 @@ def test_prefect_ui_url_defaults_to_prefect_api_url_minus_api(
     assert ConsoleSettings().prefect_ui_url == "https://prefect.lab"
     assert prefect_ui_url_of("http://h:1/api/") == "http://h:1"
     assert prefect_ui_url_of("") is None
+    assert prefect_ui_url_of("https://api.prefect.cloud/api/accounts/a/workspaces/w") is None
 
 
 @pytest.mark.parametrize(
@@ -181,3 +182,10 @@ def test_prefect_flow_run_url_is_the_ui_flow_run_page() -> None:
     assert prefect_flow_run_url("http://127.0.0.1:4321/", run) == (
         f"http://127.0.0.1:4321/runs/flow-run/{run}"
     )
+
+
+def test_prefect_ui_url_not_derived_from_an_api_url_with_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://u:secret@prefect.lab:4200/api")
+    assert ConsoleSettings().prefect_ui_url is None
