@@ -30,6 +30,13 @@ PROTECTED = [
 """A page, the API, its documentation and schema, and static files."""
 
 
+@pytest.fixture(autouse=True)
+def _no_console_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests choose the credentials; none come from the environment they run in."""
+    for name in ("QOPS_CONSOLE_TOKEN", "QOPS_CONSOLE_PASSWORD", "QOPS_CONSOLE_USER"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.mark.parametrize("host", [LAN, "0.0.0.0"])
 def test_serve_on_non_loopback_without_auth_refuses_to_start_naming_the_settings(
     host: str, mongo_settings: MongoSettings
