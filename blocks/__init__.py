@@ -4,6 +4,7 @@ Each block mirrors a ``qops.config`` settings model and converts with ``to_setti
 """
 
 from blocks.backend import MetaBackend
+from blocks.console import QopsConsole
 from blocks.mongodb import MongoDBConnection
 
-__all__ = ["MetaBackend", "MongoDBConnection"]
+__all__ = ["MetaBackend", "MongoDBConnection", "QopsConsole"]

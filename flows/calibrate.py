@@ -36,6 +36,7 @@ from qops.calibration.report import (
     lineage_markdown,
 )
 from qops.calibration.session import calibration_session
+from qops.console.settings import ConsoleSettings
 from qops.provenance.config import ProvenanceSettings
 from tasks.calibration import CALIBRATION_TASKS
 from tasks.settings import mongo_settings
@@ -75,6 +76,8 @@ def calibrate(
     """
     logger = get_run_logger()
     settings = mongo_settings(mongodb_block)
+    # Read first: a malformed QOPS_CONSOLE_URL fails the run before the chip is measured.
+    console_url = ConsoleSettings().console_url
     provenance = ProvenanceSettings()
     project = project_id or provenance.project_id
     spec = resolve_chip_spec(
@@ -110,12 +113,12 @@ def calibrate(
     key = artifact_key(report)
     create_table_artifact(
         key=f"{key}-changes",
-        table=change_rows(report.changes),
+        table=change_rows(report.changes, console_url),
         description=f"Parameters changed by calibration {report.execution_id} of {report.chip_id}",
     )
     create_markdown_artifact(
         key=f"{key}-lineage",
-        markdown=lineage_markdown(report),
+        markdown=lineage_markdown(report, console_url),
         description=f"Lineage summary of calibration {report.execution_id}",
     )
     for failed in report.failed:

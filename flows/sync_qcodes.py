@@ -19,6 +19,7 @@ from qops.catalog.service import (
 )
 from qops.catalog.settings import SyncSettings
 from qops.config import MongoSettings
+from qops.console.settings import ConsoleSettings
 from qops.errors import QopsError
 from tasks.settings import mongo_settings
 from tasks.sync import discover_runs, list_sources, sync_run
@@ -65,8 +66,12 @@ class SourcesFailedError(QopsError):
         return (type(self), (self.report,))
 
 
-def _publish(report: SyncReport) -> str:
-    rows = [row for s in report.sources for row in summary_rows(s.source, s.outcomes, s.error)]
+def _publish(report: SyncReport, console_url: str | None) -> str:
+    rows = [
+        row
+        for s in report.sources
+        for row in summary_rows(s.source, s.outcomes, s.error, console_url)
+    ]
     summary = "; ".join(
         f"{s.source}: discovery failed" if s.error else summary_line(s.source, s.outcomes)
         for s in report.sources
@@ -107,13 +112,14 @@ def sync_qcodes(
     """
     mongo = mongo_settings(mongodb_block)
     sync = SyncSettings()
+    console_url = ConsoleSettings().console_url
     names = [source_name] if source_name else list_sources(mongo)
     # The flow's own task runner is sized when the flow is decorated (at import); this one
     # is sized from the settings of this flow run and bounds every sync-run task in it.
     with ThreadPoolTaskRunner[RunOutcome](max_workers=sync.concurrency) as runner:
         reports = [_sync_source(runner, name, mongo, sync, storage_block) for name in names]
     result = SyncReport(sources=reports)
-    result = result.model_copy(update={"artifact_id": _publish(result)})
+    result = result.model_copy(update={"artifact_id": _publish(result, console_url)})
     if any(s.error for s in result.sources):
         raise SourcesFailedError(result)
     return result

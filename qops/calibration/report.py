@@ -2,7 +2,8 @@
 
 Pure functions of the report: the ``calibrate`` flow publishes :func:`change_rows` as a table
 artifact and :func:`lineage_markdown` as a markdown artifact, under keys from
-:func:`artifact_key`.
+:func:`artifact_key`. Given the console's base URL (``QOPS_CONSOLE_URL``) both link each
+parameter and the execution to their console pages; without one they carry no links.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import BaseModel
 
 from qops.calibration.plan import StepOutcome, StepResult
+from qops.console_links import execution_url, markdown_link, parameter_url
 from qops.provenance.models import ParameterVersion
 from qops.provenance.service import delta_of, values_equal
 
@@ -103,11 +105,22 @@ def _fmt(value: float | int | str | None) -> str:
     return "" if value is None else str(value)
 
 
-def change_rows(changes: Sequence[CalibrationChange]) -> list[dict[str, str]]:
-    """The changes as table rows: parameter, qid, before, after, unit, delta, delta %."""
+def change_rows(
+    changes: Sequence[CalibrationChange], console_url: str | None = None
+) -> list[dict[str, str]]:
+    """The changes as table rows: parameter, qid, before, after, unit, delta, delta %.
+
+    Args:
+        changes: What the run changed.
+        console_url: The console's base URL; the parameter cell then links (markdown) to the
+            parameter's history page. ``None``: plain names.
+    """
     return [
         {
-            "parameter": c.parameter_name,
+            "parameter": markdown_link(
+                c.parameter_name,
+                parameter_url(console_url, c.parameter_name, c.qid) if console_url else None,
+            ),
             "qid": c.qid,
             "before": _fmt(c.before),
             "after": _fmt(c.after),
@@ -119,18 +132,31 @@ def change_rows(changes: Sequence[CalibrationChange]) -> list[dict[str, str]]:
     ]
 
 
-def lineage_markdown(report: CalibrationReport) -> str:
-    """A markdown summary of the run: each step's outcome, new versions and inputs used."""
+def lineage_markdown(report: CalibrationReport, console_url: str | None = None) -> str:
+    """A markdown summary of the run: each step's outcome, new versions and inputs used.
+
+    Args:
+        report: The run.
+        console_url: The console's base URL; the execution and each new version then link
+            to their console pages. ``None``: no links.
+    """
+
+    def parameter(name: str, qid: str, text: str) -> str:
+        return markdown_link(text, parameter_url(console_url, name, qid) if console_url else None)
+
+    execution = f"`{report.execution_id}`"
+    if console_url:
+        execution = markdown_link(execution, execution_url(console_url, report.execution_id))
     lines = [
         f"# Calibration of {report.chip_id}",
         "",
-        f"Execution `{report.execution_id}`, project `{report.project_id}`, epoch {report.epoch}.",
+        f"Execution {execution}, project `{report.project_id}`, epoch {report.epoch}.",
         "",
         "| step | target | outcome | new versions | used / reason |",
         "|---|---|---|---|---|",
     ]
     for s in report.steps:
-        made = ", ".join(f"{n} v{v}" for n, v in s.versions.items())
+        made = ", ".join(parameter(n, s.target, f"{n} v{v}") for n, v in s.versions.items())
         used = ", ".join(f"{n} v{v}" for n, v in s.used.items()) or s.reason
         lines.append(f"| {s.step} | {s.target} | {s.outcome.value} | {made} | {used} |")
     lines += [

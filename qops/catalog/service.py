@@ -42,6 +42,7 @@ from qops.catalog.models import (
 )
 from qops.catalog.repository import DatasetRepository, SyncItemRepository, SyncSourceRepository
 from qops.catalog.settings import SyncSettings
+from qops.console_links import dataset_url, markdown_link
 from qops.export.hdf5 import ExportError, write_hdf5
 from qops.export.store import FileStore
 from qops.mongo import Document
@@ -158,12 +159,17 @@ def summary_line(source: str, outcomes: Iterable[RunOutcome]) -> str:
 
 
 def summary_rows(
-    source: str, outcomes: Iterable[RunOutcome], error: str | None = None
+    source: str,
+    outcomes: Iterable[RunOutcome],
+    error: str | None = None,
+    console_url: str | None = None,
 ) -> list[dict[str, str | int]]:
     """The rows of a sync's table artifact for one source: one per run, one for ``error``.
 
     ``error`` is why the source could not be read at all (its discovery failed). The one
-    form of the table that the ``sync-qcodes`` flow and ``qops sync`` publish.
+    form of the table that the ``sync-qcodes`` flow and ``qops sync`` publish. With the
+    console's base URL (``QOPS_CONSOLE_URL``) a ``dataset`` column links each synced run's
+    dataset to its console page; without one the table has no such column.
     """
     rows: list[dict[str, str | int]] = []
     if error:
@@ -177,8 +183,8 @@ def summary_rows(
                 "error": error,
             }
         )
-    rows.extend(
-        {
+    for o in outcomes:
+        row: dict[str, str | int] = {
             "source": o.source,
             "run_id": o.run_id,
             "action": o.action,
@@ -186,8 +192,12 @@ def summary_rows(
             "file_version": o.file_version,
             "error": o.error or "",
         }
-        for o in outcomes
-    )
+        rows.append(row)
+        if console_url and o.dataset_uuid:
+            row["dataset"] = markdown_link(o.dataset_uuid, dataset_url(console_url, o.dataset_uuid))
+    if console_url:
+        for row in rows:
+            row.setdefault("dataset", "")
     return rows
 
 

@@ -2,12 +2,15 @@
 
 Starts the embedded MongoDB and a local Prefect server (SQLite), serves the 2300 hardware
 backend of a simulated three-qubit chip, starts the 2200 monitor (Prometheus metrics) and the
-provenance HTTP API, calibrates the chip twice (v1 and v2 of every parameter), syncs the
-calibration measurements into the dataset catalog and prints where everything is.
+console (the server of ``qops api serve``: the console's pages and the HTTP APIs), calibrates
+the chip twice (v1 and v2 of every parameter), syncs the calibration measurements into the
+dataset catalog and prints where everything is. The flows it runs get ``QOPS_CONSOLE_URL``,
+so their Prefect artifacts link to the console's pages.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import sys
@@ -23,6 +26,7 @@ import yaml
 from qops.cli.prefect_server import LocalPrefectServer
 from qops.cli.services import Service, http_ready, tcp_ready
 from qops.config import MongoSettings
+from qops.console_links import entity_url, parameter_url
 from qops.mongo import EmbeddedMongo, connect, redact_url
 from qops.process import LOOPBACK, free_port
 
@@ -153,15 +157,19 @@ def demo(
                     http_ready(metrics_url),
                 ),
                 Service(
-                    "provenance API",
+                    "console",
                     _qops("api", "serve", "--port", str(api_port)),
-                    logs / "api.log",
-                    http_ready(f"{api_url}/provenance/stats"),
+                    logs / "console.log",
+                    # Listening is enough: with QOPS_CONSOLE_TOKEN or _PASSWORD set in the
+                    # environment the server answers 401 to a probe without credentials.
+                    tcp_ready(LOOPBACK, api_port),
                 ),
             ):
                 service.start(timeout_s=120)
                 services.append(service)
                 typer.echo(f"{service.name:16} running  (log {service.log_file})")
+            typer.echo(f"Console          {api_url}/")
+            os.environ["QOPS_CONSOLE_URL"] = api_url
             _run_flows(config, database, metrics_url, api_url, settings)
             if keep_running:
                 typer.echo(
@@ -235,13 +243,33 @@ def _run_flows(
             f"{api_url}/provenance/lineage/{t1['entity_id']}?max_depth=3&project_id={DEMO_PROJECT}"
         )
         with contextlib.suppress(httpx.HTTPError):
-            graph = httpx.get(lineage, timeout=10).json()
+            graph = httpx.get(lineage, timeout=10, headers=_console_headers()).json()
             typer.echo(
                 f"  lineage of t1 of Q0 v{t1['version']}: {len(graph.get('nodes', []))} nodes, "
                 f"{len(graph.get('edges', []))} edges"
             )
         typer.echo(f"  {lineage}")
     typer.echo(f"\nCatalog          {datasets} datasets, {items} sync items")
+    typer.echo(f"\nConsole          {api_url}/")
+    typer.echo(f"  datasets       {api_url}/console/datasets")
+    typer.echo(f"  t1 of Q0       {parameter_url(api_url, 't1', 'Q0')}")
+    if t1 is not None:
+        typer.echo(f"  its lineage    {entity_url(api_url, t1['entity_id'])}")
+    typer.echo(f"  executions     {api_url}/console/executions")
+    typer.echo(f"  chip           {api_url}/console/chips/{DEMO_CHIP}")
+
+
+def _console_headers() -> dict[str, str]:
+    """Credentials for the demo's own console requests when authentication is configured."""
+    from qops.console.settings import ConsoleSettings
+
+    settings = ConsoleSettings()
+    if settings.console_token is not None and settings.console_token.get_secret_value():
+        return {"Authorization": f"Bearer {settings.console_token.get_secret_value()}"}
+    if settings.console_password is not None and settings.console_password.get_secret_value():
+        pair = f"{settings.console_user}:{settings.console_password.get_secret_value()}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    return {}
 
 
 def _flush_run_logs() -> None:

@@ -97,11 +97,16 @@ class LocalPrefectServer:
             return running
         self.home.mkdir(parents=True, exist_ok=True)
         port = free_port()
+        server_address = RunningPrefectServer(pid=0, port=port)
         env = {
             **os.environ,
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_API_URL": "",
+            # What the UI's /ui-settings tells the browser to call. Unset, Prefect derives it
+            # from PREFECT_SERVER_API_HOST and _PORT (default 4200), not from --port, and the
+            # UI of a server on any other port cannot reach its own API.
+            "PREFECT_SERVER_UI_API_URL": server_address.api_url,
         }
         prefect_bin = Path(sys.executable).with_name("prefect")
         process = start_detached(

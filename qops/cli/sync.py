@@ -306,7 +306,9 @@ def _sync_recorded(name: str, api: PrefectApi) -> bool:
         summary_rows,
     )
     from qops.cli.prefect_rest import PrefectRest
+    from qops.console.settings import ConsoleSettings
 
+    console_url = ConsoleSettings().console_url
     parameters: dict[str, JsonValue] = {
         "source_name": name,
         "mongodb_block": None,
@@ -331,7 +333,7 @@ def _sync_recorded(name: str, api: PrefectApi) -> bool:
         rest.create_table_artifact(
             flow_run,
             summary_artifact_key([name]),
-            summary_rows(name, outcomes, error) or [NOTHING_TO_DO_ROW],
+            summary_rows(name, outcomes, error, console_url) or [NOTHING_TO_DO_ROW],
             f"QCoDeS sync: {line}",
         )
         if error is None:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qops.console.auth import AuthMiddleware, ConsoleAuth
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
@@ -37,9 +38,12 @@ class ConsoleServices:
 
     Attributes:
         provenance: Calibration provenance queries (``/provenance/...`` and its pages).
+        prefect_ui_url: Base URL of the Prefect UI, for links to flow runs
+            (:func:`qops.console_links.prefect_flow_run_url`); ``None``: no such links.
     """
 
     provenance: ProvenanceService
+    prefect_ui_url: str | None = None
 
 
 pages = APIRouter(include_in_schema=False)
@@ -96,14 +100,22 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return answer
 
 
-def create_app(services: ConsoleServices) -> FastAPI:
-    """Return the app serving the JSON APIs (OpenAPI at ``/docs``) and the console pages."""
+def create_app(services: ConsoleServices, auth: ConsoleAuth | None = None) -> FastAPI:
+    """Return the app serving the JSON APIs (OpenAPI at ``/docs``) and the console pages.
+
+    Args:
+        services: What the endpoints serve.
+        auth: Credentials every request must carry (a 401 otherwise, on every path);
+            ``None`` serves anyone (only for a loopback address, see
+            :func:`qops.console.auth.check_bind`).
+    """
     app = FastAPI(
         title="qops",
         description="Calibration provenance and the console of the qops lab operations.",
         version="1",
     )
     app.state.provenance_service = services.provenance
+    app.state.prefect_ui_url = services.prefect_ui_url
     app.include_router(provenance_router)
     app.include_router(pages)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.
@@ -112,5 +124,8 @@ def create_app(services: ConsoleServices) -> FastAPI:
     app.add_exception_handler(QopsError, _qops_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    if auth is not None:
+        # Added before the security headers so that they wrap it: a 401 carries them too.
+        app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 from qops.mongo import EmbeddedMongo
@@ -32,3 +33,15 @@ def test_demo_runs_everything_reports_and_stops_cleanly(tmp_path: Path) -> None:
     assert "40 datasets, 40 sync items" in out
     assert "all services stopped" in out
     assert EmbeddedMongo(tmp_path).status() is None
+    # The console was served, and the flows' artifacts link to its pages.
+    console = re.search(r"^Console\s+(http://127\.0\.0\.1:\d+)/$", out, re.MULTILINE)
+    assert console, out
+    assert re.search(r"^console\s+running", out, re.MULTILINE), out
+    with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as db:
+        artifacts = dict(db.execute("SELECT key, data FROM artifact ORDER BY created"))
+    base = console.group(1)
+    assert f"{base}/console/entities/t1%3AQ0%3A" in out
+    assert f"{base}/console/parameters/t1/Q0" in out
+    assert f"({base}/console/executions/" in artifacts["calibration-demo-chip-lineage"]
+    assert f"({base}/console/parameters/" in artifacts["calibration-demo-chip-changes"]
+    assert f"({base}/console/datasets/" in artifacts["sync-qcodes-demo-calibration"]

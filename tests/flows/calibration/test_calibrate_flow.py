@@ -58,14 +58,17 @@ def _service(db: Database[Document]) -> ProvenanceService:
 
 
 def test_calibrate_twice_records_v1_v2_lineage_and_artifacts(
-    mongo_db: Database[Document], tmp_path: Path
+    mongo_db: Database[Document], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = tmp_path / "lab.db"
+    monkeypatch.delenv("QOPS_CONSOLE_URL", raising=False)
     first = calibrate(chip_id=CHIP, database_path=str(database))
     assert not first.failed
     assert not first.skipped
     assert first.qubits == ["Q0", "Q1"]
     assert first.pairs == ["Q0-Q1"]
+    # The second run's artifacts link to the console's pages.
+    monkeypatch.setenv("QOPS_CONSOLE_URL", "http://qops.lab:8000/")
     second = calibrate(chip_id=CHIP, database_path=str(database))
     assert second.epoch > first.epoch  # the chip drifted between the runs
 
@@ -99,15 +102,34 @@ def test_calibrate_twice_records_v1_v2_lineage_and_artifacts(
         (runs,) = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
     assert runs == 2 * (6 * 2 + 1)
 
-    async def artifacts() -> dict[str, str]:
+    async def artifacts() -> dict[str, list[str]]:
         async with get_client() as client:
             found = await client.read_artifacts()
-            return {a.key or "": str(a.data) for a in found}
+            published: dict[str, list[str]] = {}
+            for a in found:
+                published.setdefault(a.key or "", []).append(str(a.data))
+            return published
 
     published = asyncio.run(artifacts())
-    assert "calibration-chip-cal-changes" in published
-    assert "pi_amplitude" in published["calibration-chip-cal-changes"]
-    assert "wasDerivedFrom" in published["calibration-chip-cal-lineage"]
+    changes = published["calibration-chip-cal-changes"]
+    lineages = published["calibration-chip-cal-lineage"]
+    assert len(changes) == len(lineages) == 2
+    assert all("pi_amplitude" in c for c in changes)
+    assert all("wasDerivedFrom" in m for m in lineages)
+    # Without QOPS_CONSOLE_URL no links; with it, one per parameter and the execution.
+    plain = [c for c in changes if "/console/" not in c]
+    linked = [c for c in changes if "/console/" in c]
+    assert len(plain) == len(linked) == 1
+    assert "[t1](http://qops.lab:8000/console/parameters/t1/Q0)" in linked[0]
+    (linked_lineage,) = [m for m in lineages if "/console/" in m]
+    execution_link = f"(http://qops.lab:8000/console/executions/{second.execution_id})"
+    assert execution_link in linked_lineage
+    assert "[pi_amplitude v2](http://qops.lab:8000/console/parameters/pi_amplitude/Q1)" in (
+        linked_lineage
+    )
+    assert "[cz_fidelity v2](http://qops.lab:8000/console/parameters/cz_fidelity/Q0-Q1)" in (
+        linked_lineage
+    )
 
 
 def test_calibrate_failed_fit_skips_that_qubit_only(

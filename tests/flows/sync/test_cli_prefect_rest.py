@@ -116,7 +116,7 @@ def test_cli_sync_with_api_records_flow_run_with_logs_and_artifact(
 ) -> None:
     _add_one_run_source(tmp_path, "rec-lab")
 
-    synced = run_qops("sync", "rec-lab")
+    synced = run_qops("sync", "rec-lab", env={"QOPS_CONSOLE_URL": "http://qops.lab:8000"})
 
     assert synced.returncode == 0, synced.stderr
     match = re.search(
@@ -138,6 +138,11 @@ def test_cli_sync_with_api_records_flow_run_with_logs_and_artifact(
     (artifact,) = httpx.post(f"{prefect_api}/artifacts/filter", json=body).json()
     assert artifact["key"] == "sync-qcodes-rec-lab"
     assert '"action": "new"' in artifact["data"]
+    # QOPS_CONSOLE_URL was set: the run's dataset links to its console page.
+    record = mongo_db.datasets.find_one({"source": "rec-lab"})
+    assert record is not None
+    link = f"[{record['_id']}](http://qops.lab:8000/console/datasets/{record['_id']})"
+    assert f'"dataset": "{link}"' in artifact["data"]
     body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}}
     messages = [
         log["message"] for log in httpx.post(f"{prefect_api}/logs/filter", json=body).json()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
+import pytest
 from pymongo.database import Database
 from typer.testing import CliRunner
 
@@ -17,7 +19,11 @@ from tests.unit.qcodes.qcodes_dbs import create_db, run_1d, run_2d, sha256
 
 
 def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
-    prefect_api: str, mongo_settings: MongoSettings, mongo_db: Database[Document], tmp_path: Path
+    prefect_api: str,
+    mongo_settings: MongoSettings,
+    mongo_db: Database[Document],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db = tmp_path / "lab.db"
     conn, exp = create_db(db)
@@ -35,6 +41,7 @@ def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
     assert isinstance(block, QCoDeSSyncSource)
     assert block.to_settings().static_attributes == {"k": "v"}
 
+    monkeypatch.setenv("QOPS_CONSOLE_URL", "http://qops.lab:8000")
     report = sync_qcodes(source_name="lab")
 
     (source,) = report.sources
@@ -49,6 +56,12 @@ def test_sync_qcodes_flow_and_cli_sync_runs_into_catalog(
     assert artifact["type"] == "table"
     assert '"action": "new"' in artifact["data"]
     assert "lab: 2 new" in artifact["description"]
+    # With QOPS_CONSOLE_URL each synced run links to its dataset's console page.
+    rows = artifact["data"] if isinstance(artifact["data"], list) else json.loads(artifact["data"])
+    uuids = sorted(record["_id"] for record in mongo_db.datasets.find({"source": "lab"}))
+    assert sorted(row["dataset"] for row in rows) == sorted(
+        f"[{u}](http://qops.lab:8000/console/datasets/{u})" for u in uuids
+    )
 
     again = runner.invoke(build_app(), ["sync", "lab"])
     assert again.exit_code == 0, again.output

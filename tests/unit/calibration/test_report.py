@@ -83,3 +83,18 @@ def test_lineage_markdown_one_row_per_step_versions_or_reason() -> None:
     assert "| CheckRabi | Q0 | completed | pi_amplitude v2 | qubit_frequency v4 |" in markdown
     assert "| CheckT1 | Q0 | failed |  | FitError: no decay |" in markdown
     assert "wasDerivedFrom" in markdown
+
+
+def test_change_rows_with_console_url_link_each_parameter_to_its_page() -> None:
+    (row,) = change_rows(_report().changes, "http://qops.lab:8000")
+    assert row["parameter"] == "[t1](http://qops.lab:8000/console/parameters/t1/Q0)"
+    assert row["qid"] == "Q0"
+
+
+def test_lineage_markdown_with_console_url_links_execution_and_new_versions() -> None:
+    markdown = lineage_markdown(_report(), "https://qops.lab/")
+    assert "Execution [`run-1`](https://qops.lab/console/executions/run-1), project" in markdown
+    assert "| [pi_amplitude v2](https://qops.lab/console/parameters/pi_amplitude/Q0) |" in markdown
+    # Without a URL the summary is exactly what it was.
+    assert lineage_markdown(_report(), None) == lineage_markdown(_report())
+    assert "](" not in lineage_markdown(_report())
