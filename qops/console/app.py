@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qops.console.datasets import router as datasets_router
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
@@ -106,6 +107,7 @@ def create_app(services: ConsoleServices) -> FastAPI:
     app.state.provenance_service = services.provenance
     app.include_router(provenance_router)
     app.include_router(pages)
+    app.include_router(datasets_router)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.
     app.mount("/static/vendor/plotly", StaticFiles(directory=_PLOTLY_JS), name="plotly")
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
