@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qops.catalog.search import CatalogQueryService
 from qops.console.datasets import router as datasets_router
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
@@ -38,9 +39,11 @@ class ConsoleServices:
 
     Attributes:
         provenance: Calibration provenance queries (``/provenance/...`` and its pages).
+        catalog: Dataset search and files (``/datasets/...`` and its pages).
     """
 
     provenance: ProvenanceService
+    catalog: CatalogQueryService
 
 
 pages = APIRouter(include_in_schema=False)
@@ -106,6 +109,7 @@ def create_app(services: ConsoleServices) -> FastAPI:
     )
     app.state.provenance_service = services.provenance
     app.include_router(provenance_router)
+    app.state.catalog_service = services.catalog
     app.include_router(pages)
     app.include_router(datasets_router)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
-from qops.catalog.errors import DatasetFileMissingError
+from qops.catalog.errors import DatasetFileMissingError, FileVersionNotFoundError
 from qops.catalog.models import DatasetRecord, DatasetStatus
 from qops.catalog.search import DatasetFile, DatasetPage, DatasetQuery
 from qops.console.plotting import MAX_PIXELS, MIN_PIXELS, parse_slices, plot_data
@@ -41,8 +41,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/console/datasets", include_in_schema=False)
 
-# Attributes whose values the search page counts (facets), beside tags and set-ups.
-FACET_ATTRIBUTES = ("qubit", "sample", "project")
 _DATETIME = TypeAdapter(datetime)
 _PLOTLY_BUNDLE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 # plotly.js bundles libraries (MapLibre) that add a <style> element with a fixed id at load
@@ -209,8 +207,12 @@ def search_page(
             {
                 "title": "Tags",
                 "items": [
-                    {"value": f.value, "count": f.count, "url": _adding(params, "tag", f.value),
-                     "active": f.value in tags}
+                    {
+                        "value": f.value,
+                        "count": f.count,
+                        "url": _adding(params, "tag", f.value),
+                        "active": f.value in tags,
+                    }
                     for f in facets.tags
                 ],
             }
@@ -219,8 +221,12 @@ def search_page(
             {
                 "title": "Set-ups",
                 "items": [
-                    {"value": f.value, "count": f.count, "url": _with(params, set_up=f.value),
-                     "active": f.value == _blank(set_up)}
+                    {
+                        "value": f.value,
+                        "count": f.count,
+                        "url": _with(params, set_up=f.value),
+                        "active": f.value == _blank(set_up),
+                    }
                     for f in facets.set_ups
                 ],
             }
@@ -230,9 +236,12 @@ def search_page(
                 {
                     "title": key,
                     "items": [
-                        {"value": f.value, "count": f.count,
-                         "url": _adding(params, "attr", f"{key}={f.value}"),
-                         "active": attributes.get(key) == f.value}
+                        {
+                            "value": f.value,
+                            "count": f.count,
+                            "url": _adding(params, "attr", f"{key}={f.value}"),
+                            "active": attributes.get(key) == f.value,
+                        }
                         for f in counts
                     ],
                 }
@@ -300,11 +309,14 @@ def _file_problem(catalog: DatasetCatalog, record: DatasetRecord) -> str | None:
         return "This dataset has no data file yet."
     try:
         found = catalog.file(record.uuid)
-    except DatasetFileMissingError as e:
-        return f"The data file is missing: {e}"
-    location = str(found.path)
-    if "://" not in location and not Path(location).exists():
-        return f"The data file is missing: {found.file.name} is not at {location}."
+    except (DatasetFileMissingError, FileVersionNotFoundError) as e:
+        return f"The data file is missing: {e}."
+    if isinstance(found.path, Path) and not found.path.is_file():
+        return (
+            f"The data file is missing: version {found.file.version} ({found.file.name}) "
+            f"is not at {found.path}. The metadata below is what the catalog recorded."
+        )
+    # A file in an object store is only opened when plotted or downloaded.
     return None
 
 
@@ -347,7 +359,7 @@ def dataset_plot(
     request: Request,
     uuid: str,
     var: str | None = None,
-    slice: Annotated[list[str], Query()] = [],  # noqa: B006,A002 - the parameter's public name
+    slice: Annotated[list[str], Query()] = [],  # noqa: B006 - the parameter's public name
     width: Annotated[int, Query(ge=MIN_PIXELS, le=MAX_PIXELS)] = 900,
     height: Annotated[int, Query(ge=MIN_PIXELS, le=MAX_PIXELS)] = 500,
 ) -> Response:
@@ -367,4 +379,4 @@ def dataset_plot(
     return Response(body, media_type="application/json", headers={"Server-Timing": timing})
 
 
-__all__ = ["FACET_ATTRIBUTES", "ConsoleParameterError", "DatasetCatalog", "router"]
+__all__ = ["ConsoleParameterError", "DatasetCatalog", "router"]

@@ -130,7 +130,9 @@ def plottable_variables(data: xr.Dataset | xr.DataTree) -> dict[str, xr.DataArra
     counts: dict[str, int] = {}
     for _, name, _ in found:
         counts[name] = counts.get(name, 0) + 1
-    return {(name if counts[name] == 1 else f"{group}/{name}"): array for group, name, array in found}
+    return {
+        (name if counts[name] == 1 else f"{group}/{name}"): array for group, name, array in found
+    }
 
 
 def parse_slices(values: Sequence[str]) -> dict[str, int]:
@@ -147,7 +149,9 @@ def parse_slices(values: Sequence[str]) -> dict[str, int]:
         try:
             slices[dim] = int(index)
         except ValueError as e:
-            raise PlotParameterError("slice", f"index {index!r} of {dim!r} is not an integer") from e
+            raise PlotParameterError(
+                "slice", f"index {index!r} of {dim!r} is not an integer"
+            ) from e
     return slices
 
 
@@ -185,7 +189,9 @@ def plot_data(
     array = arrays[variable]
     shape = [int(n) for n in array.shape]
     if array.dtype.kind not in "biufc":
-        return _nothing(variable, names, shape, f"{variable} holds {array.dtype} values, not numbers")
+        return _nothing(
+            variable, names, shape, f"{variable} holds {array.dtype} values, not numbers"
+        )
     if array.size == 0:
         return _nothing(variable, names, shape, f"{variable} has no values yet")
     array, held = _hold_leading(array, dict(slices or {}))
@@ -225,13 +231,17 @@ def _nothing(variable: str, names: list[str], shape: list[int], why: str) -> Plo
     )
 
 
-def _hold_leading(array: xr.DataArray, slices: dict[str, int]) -> tuple[xr.DataArray, list[SliceAxis]]:
+def _hold_leading(
+    array: xr.DataArray, slices: dict[str, int]
+) -> tuple[xr.DataArray, list[SliceAxis]]:
     leading = [str(d) for d in array.dims[:-2]]
     for dim in slices:
         if dim not in leading:
             drawn = ", ".join(str(d) for d in array.dims[-2:])
             raise PlotParameterError(
-                "slice", f"{dim!r} is not a dimension to slice (drawn: {drawn}; sliced: {', '.join(leading) or 'none'})"
+                "slice",
+                f"{dim!r} is not a dimension to slice "
+                f"(drawn: {drawn}; sliced: {', '.join(leading) or 'none'})",
             )
     held: list[SliceAxis] = []
     for dim in leading:
@@ -261,8 +271,14 @@ def _draw(array: xr.DataArray, width: int, height: int) -> _Drawn:
         value = array.values.item()
         parts = _parts(np.asarray([value]), complex_values)
         traces = [
-            {"type": "scatter", "mode": "markers", "x": [0], "y": _json_values(values), "name": label,
-             **_axes(i)}
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": [0],
+                "y": _json_values(values),
+                "name": label,
+                **_axes(i),
+            }
             for i, (label, values) in enumerate(parts)
         ]
         return _Drawn(kind="value", traces=traces, reduction="", panels=len(parts))
@@ -277,9 +293,10 @@ def _draw(array: xr.DataArray, width: int, height: int) -> _Drawn:
 
 def _parts(values: npt.NDArray[np.generic], complex_values: bool) -> list[tuple[str, FloatArray]]:
     if complex_values:
+        as_complex = np.asarray(values, dtype=np.complex128)
         return [
-            ("magnitude", np.abs(values).astype(np.float64)),
-            ("phase (rad)", np.angle(values).astype(np.float64)),
+            ("magnitude", np.abs(as_complex).astype(np.float64)),
+            ("phase (rad)", np.angle(as_complex).astype(np.float64)),
         ]
     return [("value", values.astype(np.float64))]
 
@@ -363,12 +380,15 @@ def block_mean(values: npt.NDArray[np.generic], fx: int, fy: int) -> npt.NDArray
         if dtype == np.complex128:
             real = np.nanmean(blocks.real, axis=(1, 3))
             imag = np.nanmean(blocks.imag, axis=(1, 3))
-            return real + 1j * imag
+            combined: npt.NDArray[np.generic] = real + 1j * imag
+            return combined
         result: npt.NDArray[np.generic] = np.nanmean(blocks, axis=(1, 3))
         return result
 
 
-def _coarse_coordinate(values: npt.NDArray[np.generic], factor: int, numeric: bool) -> list[JsonValue]:
+def _coarse_coordinate(
+    values: npt.NDArray[np.generic], factor: int, numeric: bool
+) -> list[JsonValue]:
     if factor == 1:
         return _json_coords(values, numeric)
     if not numeric:
@@ -404,7 +424,11 @@ def _heatmap(array: xr.DataArray, width: int, height: int, complex_values: bool)
             "y": ys,
             "z": typed_array(part.T),
             "colorscale": "Viridis",
-            "colorbar": {"title": {"text": label}, "len": 1.0, "x": 1.02 if panel == panels - 1 else 0.46},
+            "colorbar": {
+                "title": {"text": label},
+                "len": 1.0,
+                "x": 1.02 if panel == panels - 1 else 0.46,
+            },
             **_axes(panel),
         }
         traces.append(trace)
@@ -434,7 +458,10 @@ def _points(array: xr.DataArray, index: pd.MultiIndex) -> _Drawn:
                     "color": _json_values(part),
                     "colorscale": "Viridis",
                     "showscale": True,
-                    "colorbar": {"title": {"text": label}, "x": 1.02 if panel == len(parts) - 1 else 0.46},
+                    "colorbar": {
+                        "title": {"text": label},
+                        "x": 1.02 if panel == len(parts) - 1 else 0.46,
+                    },
                 },
                 **_axes(panel),
             }
@@ -472,11 +499,15 @@ def _json_coords(values: npt.NDArray[np.generic], numeric: bool) -> list[JsonVal
     return [_text(v) for v in values]
 
 
-def _layout(array: xr.DataArray, plot: _Drawn, variable: str, held: list[SliceAxis]) -> dict[str, JsonValue]:
+def _layout(
+    array: xr.DataArray, plot: _Drawn, variable: str, held: list[SliceAxis]
+) -> dict[str, JsonValue]:
     unit = str(array.attrs.get("units", "") or "")
     title = variable + (f" [{unit}]" if unit else "")
     if held:
-        title += " at " + ", ".join(f"{s.dim}={s.value if s.value is not None else s.index}" for s in held)
+        title += " at " + ", ".join(
+            f"{s.dim}={s.value if s.value is not None else s.index}" for s in held
+        )
     layout: dict[str, JsonValue] = {
         "title": {"text": title},
         "margin": {"l": 70, "r": 30, "t": 50, "b": 60},
@@ -506,10 +537,24 @@ def _layout(array: xr.DataArray, plot: _Drawn, variable: str, held: list[SliceAx
     layout["xaxis2"] = {"domain": [0.56, 0.96], "anchor": "y2", "title": {"text": x_label}}
     layout["yaxis2"] = {"anchor": "x2", "title": {"text": y_label}}
     layout["annotations"] = [
-        {"text": "magnitude", "xref": "paper", "yref": "paper", "x": 0.2, "y": 1.0, "showarrow": False,
-         "yanchor": "bottom"},
-        {"text": "phase (rad)", "xref": "paper", "yref": "paper", "x": 0.76, "y": 1.0, "showarrow": False,
-         "yanchor": "bottom"},
+        {
+            "text": "magnitude",
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.2,
+            "y": 1.0,
+            "showarrow": False,
+            "yanchor": "bottom",
+        },
+        {
+            "text": "phase (rad)",
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.76,
+            "y": 1.0,
+            "showarrow": False,
+            "yanchor": "bottom",
+        },
     ]
     return layout
 

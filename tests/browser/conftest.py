@@ -5,7 +5,8 @@
   when it answers ``/`` (the listening socket is bound before the server starts, so the
   readiness request waits in the kernel's backlog: no sleep, no retry loop).
 - ``serve_console``: a factory fixture over it; tests give it their ``ConsoleServices`` (or
-  a whole app) and get a :class:`ConsoleServer`, stopped after the test.
+  a whole app) and get a :class:`ConsoleServer`, stopped after the test;
+  ``console_services(db)`` builds the services ``qops api serve`` would, on a database.
 - ``module_mongo_settings`` / ``module_mongo_db``: a database of the module's own on the
   session's embedded MongoDB, for data built once per module (synced runs), dropped after.
 - ``chrome`` (session): Debian's ``/usr/bin/chromium`` through ``/usr/bin/chromedriver``,
@@ -45,9 +46,12 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from qops.catalog.search import CatalogQueryService
 from qops.config import MongoSettings
 from qops.console.app import ConsoleServices, create_app
 from qops.mongo import Document, EmbeddedServer, connect
+from qops.provenance.repository import MongoProvenanceRepository
+from qops.provenance.service import ProvenanceService
 
 CHROMIUM = Path(os.environ.get("QOPS_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("QOPS_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -127,6 +131,18 @@ def running_console(app: FastAPI) -> Iterator[ConsoleServer]:
         server.should_exit = True
         thread.join(timeout=30)
         listener.close()
+
+
+def console_services(db: Database[Document], project_id: str = "browser-test") -> ConsoleServices:
+    """The services ``qops api serve`` builds, on ``db`` (indexes created)."""
+    provenance = MongoProvenanceRepository(db)
+    provenance.ensure_indexes()
+    catalog = CatalogQueryService(db)
+    catalog.ensure_indexes()
+    return ConsoleServices(
+        provenance=ProvenanceService(provenance, project_id),
+        catalog=catalog,
+    )
 
 
 @pytest.fixture
@@ -256,6 +272,7 @@ class ConsoleBrowser:
     console: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     screenshots: list[Path] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
     _current: str | None = None
 
     def open(self, url: str, name: str) -> None:
@@ -282,6 +299,10 @@ class ConsoleBrowser:
         alert.dismiss()
         raise AssertionError(f"the page opened an alert: {text!r}")
 
+    def expect_console(self, fragment: str) -> None:
+        """Allow SEVERE entries containing ``fragment`` (a page answered 404 on purpose)."""
+        self.expected.append(fragment)
+
     def collect_logs(self) -> None:
         """Move the browser's new console and network log entries into this object."""
         self.console.extend(self.driver.get_log("browser"))
@@ -304,7 +325,11 @@ class ConsoleBrowser:
     def check(self) -> None:
         """Assert no SEVERE console entry and no request away from 127.0.0.1 so far."""
         self.collect_logs()
-        severe = severe_entries(self.console)
+        severe = [
+            entry
+            for entry in severe_entries(self.console)
+            if not any(fragment in str(entry.get("message")) for fragment in self.expected)
+        ]
         assert not severe, f"the browser console logged errors: {severe}"
         foreign = foreign_requests(self.requests)
         assert not foreign, f"requests left {LOOPBACK}: {foreign}"

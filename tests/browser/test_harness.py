@@ -12,11 +12,10 @@ from selenium.webdriver.common.by import By
 
 from qops.console.app import ConsoleServices, create_app
 from qops.mongo import Document
-from qops.provenance.repository import MongoProvenanceRepository
-from qops.provenance.service import ProvenanceService
 from tests.browser.conftest import (
     ConsoleBrowser,
     ConsoleServer,
+    console_services,
     foreign_requests,
     requested_urls,
     severe_entries,
@@ -25,16 +24,10 @@ from tests.browser.conftest import (
 StartConsole = Callable[[ConsoleServices | FastAPI], ConsoleServer]
 
 
-def _services(db: Database[Document]) -> ConsoleServices:
-    repository = MongoProvenanceRepository(db)
-    repository.ensure_indexes()
-    return ConsoleServices(provenance=ProvenanceService(repository, "browser-test"))
-
-
 def test_home_page_loads_from_the_loopback_server_without_console_errors(
     serve_console: StartConsole, mongo_db: Database[Document], browser: ConsoleBrowser
 ) -> None:
-    server: ConsoleServer = serve_console(_services(mongo_db))
+    server: ConsoleServer = serve_console(console_services(mongo_db))
     assert server.url.startswith("http://127.0.0.1:")
 
     browser.open(server.page("/"), "home")
@@ -47,7 +40,7 @@ def test_home_page_loads_from_the_loopback_server_without_console_errors(
 def test_inline_script_is_refused_by_the_csp_and_caught_as_a_console_error(
     serve_console: StartConsole, mongo_db: Database[Document], browser: ConsoleBrowser
 ) -> None:
-    app = create_app(_services(mongo_db))
+    app = create_app(console_services(mongo_db))
 
     def injected() -> HTMLResponse:
         return HTMLResponse(
