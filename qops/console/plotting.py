@@ -503,7 +503,9 @@ def _layout(
     array: xr.DataArray, plot: _Drawn, variable: str, held: list[SliceAxis]
 ) -> dict[str, JsonValue]:
     unit = str(array.attrs.get("units", "") or "")
-    title = variable + (f" [{unit}]" if unit else "")
+    label = str(array.attrs.get("long_name", "") or "")
+    title = f"{label} ({variable})" if label and label != variable else variable
+    title += f" [{unit}]" if unit else ""
     if held:
         title += " at " + ", ".join(
             f"{s.dim}={s.value if s.value is not None else s.index}" for s in held
