@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from qops.catalog.search import CatalogQueryService
 from qops.config import MongoSettings
 from qops.console.app import ConsoleServices, create_app
 from qops.mongo import database
@@ -24,8 +25,11 @@ def serve(
 ) -> None:
     """Serve the API (OpenAPI documentation at /docs) and the console at / until interrupted."""
     settings = MongoSettings()
-    repository = MongoProvenanceRepository(database(settings))
+    db = database(settings)
+    repository = MongoProvenanceRepository(db)
     repository.ensure_indexes()
     service = ProvenanceService(repository, ProvenanceSettings().project_id)
-    app = create_app(ConsoleServices(provenance=service))
+    catalog = CatalogQueryService(db)
+    catalog.ensure_indexes()
+    app = create_app(ConsoleServices(provenance=service, catalog=catalog))
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qops.catalog.api import router as catalog_router
+from qops.catalog.search import CatalogQueryService
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
@@ -37,9 +39,11 @@ class ConsoleServices:
 
     Attributes:
         provenance: Calibration provenance queries (``/provenance/...`` and its pages).
+        catalog: Dataset search and files (``/datasets/...`` and its pages).
     """
 
     provenance: ProvenanceService
+    catalog: CatalogQueryService
 
 
 pages = APIRouter(include_in_schema=False)
@@ -100,11 +104,16 @@ def create_app(services: ConsoleServices) -> FastAPI:
     """Return the app serving the JSON APIs (OpenAPI at ``/docs``) and the console pages."""
     app = FastAPI(
         title="qops",
-        description="Calibration provenance and the console of the qops lab operations.",
+        description=(
+            "The dataset catalog, calibration provenance and the console of the qops lab "
+            "operations."
+        ),
         version="1",
     )
     app.state.provenance_service = services.provenance
     app.include_router(provenance_router)
+    app.state.catalog_service = services.catalog
+    app.include_router(catalog_router)
     app.include_router(pages)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.
     app.mount("/static/vendor/plotly", StaticFiles(directory=_PLOTLY_JS), name="plotly")
