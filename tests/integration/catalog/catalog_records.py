@@ -18,7 +18,7 @@ def record(
     *,
     name: str | None = None,
     description: str = "",
-    collected: datetime | None | bool = True,
+    collected: datetime | bool | None = True,
     tags: list[str] | None = None,
     attributes: dict[str, str] | None = None,
     ranking: int = 0,

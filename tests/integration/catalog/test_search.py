@@ -209,9 +209,9 @@ def test_get_and_get_by_alt_uid_return_the_record(
 def test_search_bad_cursor_and_attributes_name_the_parameter(
     service: CatalogQueryService,
 ) -> None:
-    with pytest.raises(InvalidDatasetQueryError, match="^cursor="):
+    with pytest.raises(InvalidDatasetQueryError, match=r"^cursor="):
         service.search(DatasetQuery(cursor="not-a-cursor"))
-    with pytest.raises(InvalidDatasetQueryError, match="^attr='qubit' .*key=value"):
+    with pytest.raises(InvalidDatasetQueryError, match=r"^attr='qubit' .*key=value"):
         parse_attributes(["qubit"])
     assert parse_attributes(["a.b=c=d"]) == {"a.b": "c=d"}
     with pytest.raises(ValidationError, match="limit"):
