@@ -11,6 +11,8 @@ import pytest
 import xarray as xr
 from pymongo.database import Database
 from qcodes.dataset import load_by_guid
+from qcodes.dataset.sqlite.connection import AtomicConnection
+from qcodes.dataset.sqlite.database import connect
 
 from qops.catalog.errors import (
     DatasetFileMissingError,
@@ -81,7 +83,7 @@ def test_synced_runs_are_found_by_set_up_and_file_is_the_stored_one(
     assert streamed == dataset_file.path.read_bytes()
     assert hashlib.md5(streamed, usedforsecurity=False).hexdigest() == dataset_file.file.md5
     assert len(streamed) == dataset_file.file.size
-    with pytest.raises(FileVersionNotFoundError, match="version 7 .*versions listed: 1"):
+    with pytest.raises(FileVersionNotFoundError, match=r"version 7 .*versions listed: 1"):
         service.file(record.uuid, 7)
     with pytest.raises(DatasetNotFoundError):
         service.file("nope")
@@ -182,7 +184,5 @@ def test_file_at_an_fsspec_url_is_read_through_fsspec(
         fsspec.filesystem("memory").rm(f"memory://qops-test/{record.uuid}", recursive=True)
 
 
-def _connect(path: Path):  # type: ignore[no-untyped-def]
-    from qcodes.dataset.sqlite.database import connect
-
+def _connect(path: Path) -> AtomicConnection:
     return connect(path)
