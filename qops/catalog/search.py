@@ -209,6 +209,25 @@ def decode_cursor(cursor: str) -> tuple[datetime | None, str]:
     return collected, uuid
 
 
+def parse_attributes(values: list[str], parameter: str = "attr") -> dict[str, str]:
+    """Turn ``key=value`` strings into a mapping (the first ``=`` separates).
+
+    Raises:
+        InvalidDatasetQueryError: A value has no ``=`` or an empty key.
+    """
+    attributes: dict[str, str] = {}
+    for value in values:
+        key, sep, wanted = value.partition("=")
+        if not sep or not key:
+            raise InvalidDatasetQueryError(parameter, value, "key=value")
+        if key in attributes and attributes[key] != wanted:
+            raise InvalidDatasetQueryError(
+                parameter, value, f"one value per key ({key}={attributes[key]} given too)"
+            )
+        attributes[key] = wanted
+    return attributes
+
+
 def build_filter(query: DatasetQuery) -> dict[str, Any]:
     """The MongoDB filter of ``query``'s conditions (without paging)."""
     conditions: list[dict[str, Any]] = []

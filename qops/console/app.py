@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qops.catalog.api import router as catalog_router
 from qops.catalog.search import CatalogQueryService
 from qops.console.datasets import router as datasets_router
 from qops.console.security import SecurityHeadersMiddleware
@@ -104,12 +105,16 @@ def create_app(services: ConsoleServices) -> FastAPI:
     """Return the app serving the JSON APIs (OpenAPI at ``/docs``) and the console pages."""
     app = FastAPI(
         title="qops",
-        description="Calibration provenance and the console of the qops lab operations.",
+        description=(
+            "The dataset catalog, calibration provenance and the console of the qops lab "
+            "operations."
+        ),
         version="1",
     )
     app.state.provenance_service = services.provenance
     app.include_router(provenance_router)
     app.state.catalog_service = services.catalog
+    app.include_router(catalog_router)
     app.include_router(pages)
     app.include_router(datasets_router)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.

@@ -18,10 +18,9 @@ from qops.provenance.service import ProvenanceService
 def client(mongo_db: Database[Document]) -> TestClient:
     repository = MongoProvenanceRepository(mongo_db)
     repository.ensure_indexes()
-    catalog = CatalogQueryService(mongo_db)
-    catalog.ensure_indexes()
     services = ConsoleServices(
-        provenance=ProvenanceService(repository, "console-test"), catalog=catalog
+        provenance=ProvenanceService(repository, "console-test"),
+        catalog=CatalogQueryService(mongo_db),
     )
     return TestClient(create_app(services))
 
