@@ -238,7 +238,11 @@ def test_one_dimensional_dataset_page_shows_metadata_and_a_line_with_points(
     assert "set-up fridge-7" in attributes
     assert "1" in browser.driver.find_element(By.ID, "files").text
     download = browser.driver.find_element(By.ID, "download")
-    assert download.get_attribute("href") == lab.server.page(f"/datasets/{lab.uuids['line']}/file")
+    href = download.get_attribute("href")
+    assert href == lab.server.page(f"/datasets/{lab.uuids['line']}/file")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(href, timeout=30) as answer:
+        assert answer.read() == lab.files["line"].read_bytes()
     (trace,) = _traces(browser)
     assert trace["type"] == "scatter"
     assert trace["x"] == trace["y"] == 200
