@@ -314,7 +314,7 @@ def _file_problem(catalog: DatasetCatalog, record: DatasetRecord) -> str | None:
     if isinstance(found.path, Path) and not found.path.is_file():
         return (
             f"The data file is missing: version {found.file.version} ({found.file.name}) "
-            f"is not at {found.path}. The metadata below is what the catalog recorded."
+            f"is not at {found.path}. The metadata is what the catalog recorded."
         )
     # A file in an object store is only opened when plotted or downloaded.
     return None

@@ -416,7 +416,10 @@ def _heatmap(array: xr.DataArray, width: int, height: int, complex_values: bool)
     xs = _coarse_coordinate(x, fx, x_numeric)
     ys = _coarse_coordinate(y, fy, y_numeric)
     traces: list[dict[str, JsonValue]] = []
+    unit = str(array.attrs.get("units", "") or "")
     for panel, (label, part) in enumerate(_parts(reduced, complex_values)):
+        if not complex_values:
+            label = f"[{unit}]" if unit else "value"
         trace: dict[str, JsonValue] = {
             "type": "heatmap",
             "name": label,
