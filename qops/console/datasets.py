@@ -253,7 +253,6 @@ def search_page(
         "title": "Datasets",
         "form": {
             "q": _blank(q) or "",
-            "tag": ", ".join(tags),
             "tags": tags,
             "attrs": [f"{k}={v}" for k, v in attributes.items()],
             "set_up": _blank(set_up) or "",
@@ -261,6 +260,7 @@ def search_page(
             "collected_after": _blank(collected_after) or "",
             "collected_before": _blank(collected_before) or "",
             "min_ranking": _blank(min_ranking) or "",
+            "limit": limit,
         },
         "statuses": [s.value for s in DatasetStatus],
         "page": page,
