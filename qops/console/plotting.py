@@ -205,8 +205,16 @@ def plot_data(
         slices=held,
         reduction=plot.reduction,
         traces=plot.traces,
-        layout=_layout(array, plot, variable, held),
+        layout=_si_axes(_layout(array, plot, variable, held)),
     )
+
+
+def _si_axes(layout: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """Tick labels with SI prefixes (5 GHz as 5G, not 5B): lab units are SI."""
+    for key, axis in layout.items():
+        if key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):
+            axis["exponentformat"] = "SI"
+    return layout
 
 
 class _Drawn(BaseModel):
