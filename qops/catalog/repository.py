@@ -31,6 +31,31 @@ def attribute_pairs(attributes: Mapping[str, str]) -> list[str]:
     return [f"{key}{ATTRIBUTE_SEPARATOR}{value}" for key, value in attributes.items()]
 
 
+SET_UP_ATTRIBUTE = "set-up"
+"""The attribute naming the set-up a run was measured on."""
+
+
+def search_fields(attributes: Mapping[str, str]) -> Document:
+    """The fields stored beside a record's ``attributes`` for the catalog search.
+
+    ``attribute_pairs`` (see :func:`attribute_pairs`) and ``set_up`` (the set-up attribute
+    or ``None``, a top-level scalar so it can be indexed on every server).
+    """
+    return {
+        "attribute_pairs": attribute_pairs(attributes),
+        "set_up": attributes.get(SET_UP_ATTRIBUTE),
+    }
+
+
+def dataset_document(record: DatasetRecord) -> Document:
+    """The ``datasets`` document of ``record``: ``_id`` = uuid, its fields, the search fields."""
+    return {
+        "_id": record.uuid,
+        **record.model_dump(mode="python"),
+        **search_fields(record.attributes),
+    }
+
+
 def _item_id(source: str, run_id: int) -> str:
     return f"{source}:{run_id}"
 
@@ -61,21 +86,20 @@ class DatasetRepository:
         self.collection.create_index([("tags", ASCENDING), ("collected", DESCENDING)])
         # Serves "datasets with attribute k=v (or set-up S), newest first [in a window]".
         self.collection.create_index([("attribute_pairs", ASCENDING), ("collected", DESCENDING)])
+        # Serves "datasets of set-up S [in a window], newest first": set_up is the set-up
+        # attribute copied to a top-level scalar (the embedded server cannot index the path
+        # attributes.set-up: it derives an index name from it and refuses the "-").
+        self.collection.create_index([("set_up", ASCENDING), ("collected", DESCENDING)])
         # Serves "every dataset, newest first" (the unfiltered first page) and "collected in
         # a window". _id is not in the key: the embedded server cannot index _id in a
         # compound key, so ties on collected are ordered by _id after the index.
         self.collection.create_index([("collected", DESCENDING)])
 
-    def backfill_attribute_pairs(self) -> int:
-        """Write ``attribute_pairs`` on records saved before the field existed; return how many."""
-        missing = self.collection.find(
-            {"attribute_pairs": {"$exists": False}}, {"_id": 1, "attributes": 1}
-        )
+    def backfill_search_fields(self) -> int:
+        """Write the search fields on records saved before they existed; return how many."""
+        missing = self.collection.find({"set_up": {"$exists": False}}, {"_id": 1, "attributes": 1})
         operations = [
-            UpdateOne(
-                {"_id": d["_id"]},
-                {"$set": {"attribute_pairs": attribute_pairs(d.get("attributes") or {})}},
-            )
+            UpdateOne({"_id": d["_id"]}, {"$set": search_fields(d.get("attributes") or {})})
             for d in missing
         ]
         if not operations:
@@ -89,11 +113,7 @@ class DatasetRepository:
 
     def save(self, record: DatasetRecord) -> None:
         """Insert or replace the record (by its deterministic uuid)."""
-        document = record.model_dump(mode="python")
-        document["attribute_pairs"] = attribute_pairs(record.attributes)
-        self.collection.replace_one(
-            {"_id": record.uuid}, {"_id": record.uuid, **document}, upsert=True
-        )
+        self.collection.replace_one({"_id": record.uuid}, dataset_document(record), upsert=True)
 
 
 class SyncItemRepository:

@@ -195,6 +195,30 @@ def test_search_facets_count_the_whole_query(
     assert service.search(DatasetQuery(), facets=False).facets is None
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        DatasetQuery(limit=1),
+        DatasetQuery(tags=["t1"], limit=1),
+        DatasetQuery(collected_after=T0 + timedelta(hours=1), limit=2),
+        DatasetQuery(set_up="fridge-1", limit=1),
+    ],
+)
+def test_search_facets_counted_on_the_server_equal_those_counted_here(
+    mongo_db: Database[Document], lab: list[DatasetRecord], query: DatasetQuery
+) -> None:
+    keys = ["qh.qubit", "sample"]
+    here = CatalogQueryService(mongo_db).search(query, facet_attributes=keys)
+    on_server = CatalogQueryService(mongo_db, facet_scan_limit=0).search(
+        query, facet_attributes=keys
+    )
+    assert here.next_cursor is not None  # more than one page: facets need their own query
+    assert on_server.total == here.total
+    assert on_server.facets == here.facets
+    assert here.facets is not None
+    assert here.facets.tags
+
+
 def test_get_and_get_by_alt_uid_return_the_record(
     service: CatalogQueryService, lab: list[DatasetRecord]
 ) -> None:
@@ -218,7 +242,7 @@ def test_search_bad_cursor_and_attributes_name_the_parameter(
         DatasetQuery(limit=501)
 
 
-def test_ensure_indexes_backfills_attribute_pairs_of_older_records(
+def test_ensure_indexes_backfills_search_fields_of_older_records(
     mongo_db: Database[Document],
 ) -> None:
     older = record(0, attributes={"set-up": "fridge-9", "x.y": "1"})
@@ -227,3 +251,4 @@ def test_ensure_indexes_backfills_attribute_pairs_of_older_records(
     assert catalog.search(DatasetQuery(set_up="fridge-9")).total == 0
     catalog.ensure_indexes()
     assert _ids(catalog.search(DatasetQuery(attributes={"x.y": "1"})).datasets) == [older.uuid]
+    assert _ids(catalog.search(DatasetQuery(set_up="fridge-9")).datasets) == [older.uuid]
