@@ -19,7 +19,7 @@ import functools
 import logging
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Protocol
 from urllib.parse import urlencode
@@ -106,6 +106,17 @@ def _time(parameter: str, value: str | None) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _until(value: str | None) -> datetime | None:
+    """``collected_before``: a date alone (the form's date field) includes that whole day."""
+    moment = _time("collected_before", value)
+    if moment is not None and value is not None and _DATE_ONLY.match(value.strip()):
+        moment += timedelta(days=1)
+    return moment
+
+
 def _attributes(values: list[str]) -> dict[str, str]:
     attributes: dict[str, str] = {}
     for value in values:
@@ -184,7 +195,7 @@ def search_page(
         set_up=_blank(set_up),
         status=_status(status),
         collected_after=_time("collected_after", collected_after),
-        collected_before=_time("collected_before", collected_before),
+        collected_before=_until(collected_before),
         min_ranking=_ranking(min_ranking),
         source=_blank(source),
         scope=_blank(scope),

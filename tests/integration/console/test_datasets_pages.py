@@ -202,3 +202,21 @@ def test_missing_file_page_says_so_and_the_plot_is_404(
     assert 'id="plot"' not in page.text
     assert plot.status_code == 404
     assert plot.json()["error"] == "DatasetFileMissingError"
+
+
+def test_collected_range_from_the_forms_date_fields_includes_both_days(
+    synced: tuple[TestClient, dict[str, str]], mongo_db: Database[Document]
+) -> None:
+    client, uuids = synced
+    record = mongo_db.datasets.find_one({"_id": uuids["line"]})
+    assert record is not None
+    day = record["collected"].date().isoformat()
+
+    same_day = client.get(
+        "/console/datasets", params={"collected_after": day, "collected_before": day}
+    )
+    before = client.get("/console/datasets", params={"collected_before": "2000-01-01"})
+
+    assert same_day.status_code == 200
+    assert '<p class="total" id="total">3 datasets</p>' in same_day.text
+    assert '<p class="total" id="total">0 datasets</p>' in before.text
