@@ -386,7 +386,16 @@ def dataset_plot(
     plot = plot_data(data, variable=_blank(var), slices=slices, width=width, height=height)
     body = plot.model_dump_json()
     reduced = time.perf_counter()
-    timing = f"open;dur={(opened - started) * 1e3:.1f}, reduce;dur={(reduced - opened) * 1e3:.1f}"
+    open_ms, reduce_ms = (opened - started) * 1e3, (reduced - opened) * 1e3
+    logger.debug(
+        "plot of %s (%s): open %.1f ms, reduce %.1f ms, %d bytes",
+        uuid,
+        plot.variable,
+        open_ms,
+        reduce_ms,
+        len(body),
+    )
+    timing = f"open;dur={open_ms:.1f}, reduce;dur={reduce_ms:.1f}"
     return Response(body, media_type="application/json", headers={"Server-Timing": timing})
 
 
