@@ -170,14 +170,21 @@ def main() -> int:
                 lambda r: f"{len(r)} documents",
             )
             row(
+                "  fetch of 51 by _id alone",
+                lambda: service._by_ids(
+                    [d["_id"] for d in (service._scan(base, False) or [])][:51]
+                ),
+                lambda r: f"{len(r)} documents",
+            )
+            row(
                 "  total alone (count command)",
                 lambda: db.command("count", "datasets", query=base)["n"],
                 str,
             )
             row(
-                "  total and facets alone (one find)",
-                lambda: service._facets(base, ("sample", "qh.qubit")),
-                lambda f: f"{f[0]}, {len(f[1].tags)} tags, {len(f[1].set_ups)} set-ups",
+                "  scan alone (keys, tags, attributes)",
+                lambda: service._scan(base, True),
+                lambda r: f"{len(r or [])} documents",
             )
             second = service.search(query, facets=False)
             if second.next_cursor:
