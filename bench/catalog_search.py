@@ -169,15 +169,21 @@ def main() -> int:
                 lambda: list(db.datasets.find(base).sort(sort).limit(51)),
                 lambda r: f"{len(r)} documents",
             )
+            page_ids = [d["_id"] for d in (service._scan(base, False) or [])][:51]
+            row(
+                "  fetch of 51 by _id alone",
+                lambda: service._by_ids(page_ids),
+                lambda r: f"{len(r)} documents",
+            )
             row(
                 "  total alone (count command)",
                 lambda: db.command("count", "datasets", query=base)["n"],
                 str,
             )
             row(
-                "  total and facets alone (one find)",
-                lambda: service._facets(base, ("sample", "qh.qubit")),
-                lambda f: f"{f[0]}, {len(f[1].tags)} tags, {len(f[1].set_ups)} set-ups",
+                "  scan alone (keys, tags, attributes)",
+                lambda: service._scan(base, True),
+                lambda r: f"{len(r or [])} documents",
             )
             second = service.search(query, facets=False)
             if second.next_cursor:
@@ -201,6 +207,12 @@ def main() -> int:
             )
             print("embedded server plan of the page query:")
             for step in plan.get("queryPlanner", {}).get("winningPlan", []):
+                print(f"  {step}")
+            fetch_plan = db.command(
+                "explain", {"find": "datasets", "filter": {"_id": {"$in": page_ids}}}
+            )
+            print("embedded server plan of the fetch by _id:")
+            for step in fetch_plan.get("queryPlanner", {}).get("winningPlan", []):
                 print(f"  {step}")
             if args.profile:
                 profiler = cProfile.Profile()

@@ -23,9 +23,11 @@ queries here avoid it):
 - The page after a cursor is read with up to three finds (same time and smaller id, then
   earlier times, then no time), never an ``$or`` over the sort keys, so each is one index
   range on both servers.
-- ``total`` is the number of matches when one find of them (for the facets) reaches the
-  end, else the ``count`` command (the embedded server's ``$count`` stage miscounts date
-  filters, so no aggregate counts).
+- A query matching up to :data:`FACET_SCAN_LIMIT` datasets is answered from one find of
+  their sort keys (and tags and attributes): the total, the facets and the page's ids, whose
+  documents are then fetched by ``_id``. Past it, the page is read with its own finds, the
+  total is the ``count`` command (the embedded server's ``$count`` stage miscounts date
+  filters) and facets are grouped on the server.
 """
 
 from __future__ import annotations
@@ -72,8 +74,9 @@ FACET_SIZE = 50
 """At most this many values per facet, the most frequent first."""
 
 FACET_SCAN_LIMIT = 5_000
-"""Up to this many matches, facets are counted here from one find of the matches' tags and
-attributes (which gives the total too); past it, on the server."""
+"""Up to this many matches, one find of every match's sort keys (and tags and attributes)
+gives the total, the facets and the page's ids; past it, the page is its own find and the
+server counts (``count`` command, aggregates)."""
 
 CHUNK_BYTES = 1 << 20
 """Bytes per read when a file is streamed."""
@@ -319,6 +322,18 @@ def _facet_counts(counter: Counter[str]) -> list[FacetCount]:
     return [FacetCount(value=value, count=count) for value, count in ranked[:FACET_SIZE]]
 
 
+def _sorts_after(document: Document, after: tuple[datetime | None, str]) -> bool:
+    """Whether ``document`` comes after the cursor position in the search order."""
+    collected, uuid = after
+    value = document.get("collected")
+    mine = None if value is None else as_utc(value)
+    if collected is None:
+        return mine is None and str(document["_id"]) < uuid
+    if mine is None:
+        return True
+    return mine < collected or (mine == collected and str(document["_id"]) < uuid)
+
+
 def _record(document: Document) -> DatasetRecord:
     document = dict(document)
     document.pop("_id", None)
@@ -332,8 +347,8 @@ class CatalogQueryService:
         db: The qops database.
         storage_options: Passed to fsspec when a file location is a URL (credentials of an
             object store, for example); local paths do not use them.
-        facet_scan_limit: Up to this many matches, facets are counted here (see
-            :data:`FACET_SCAN_LIMIT`).
+        facet_scan_limit: Up to this many matches, a query is answered from one scan (see
+            :data:`FACET_SCAN_LIMIT`; 0: never).
     """
 
     def __init__(
@@ -374,24 +389,51 @@ class CatalogQueryService:
         """
         base = build_filter(query)
         after = None if query.cursor is None else decode_cursor(query.cursor)
-        documents = self._page(base, after, query.limit + 1)
+        scan = self._scan(base, facets)
+        counted: DatasetFacets | None = None
+        if scan is not None:
+            # Every match is in the scan: the total, the facets and the page's ids come
+            # from it, and only the page's documents are fetched, by id.
+            total = len(scan)
+            if facets:
+                counted = _count_facets(
+                    ((d.get("tags") or [], d.get("attributes") or {}) for d in scan),
+                    facet_attributes,
+                )
+            following = scan if after is None else [d for d in scan if _sorts_after(d, after)]
+            documents = self._by_ids([d["_id"] for d in following[: query.limit + 1]])
+        else:
+            documents = self._page(base, after, query.limit + 1)
+            if facets:
+                total, counted = self._server_facets(base, facet_attributes)
+            else:
+                total = self._count(base)
         more = len(documents) > query.limit
         records = [_record(d) for d in documents[: query.limit]]
         next_cursor = None
         if more and records:
             last = records[-1]
             next_cursor = encode_cursor(last.collected, last.uuid)
-        counted: DatasetFacets | None = None
-        if after is None and not more:
-            # The page holds the whole query: its total and facets need no other command.
-            total = len(records)
-            if facets:
-                counted = _count_facets(((r.tags, r.attributes) for r in records), facet_attributes)
-        elif facets:
-            total, counted = self._facets(base, facet_attributes)
-        else:
-            total = self._count(base)
         return DatasetPage(datasets=records, total=total, next_cursor=next_cursor, facets=counted)
+
+    def _scan(self, base: dict[str, Any], facets: bool) -> list[Document] | None:
+        """Every match's sort keys (and facet fields) in order, or ``None`` past the limit.
+
+        A query without filters is not scanned: it matches the whole collection.
+        """
+        if not base or self.facet_scan_limit <= 0:
+            return None
+        fields = {"_id": 1, "collected": 1, **({"tags": 1, "attributes": 1} if facets else {})}
+        limit = self.facet_scan_limit + 1
+        scan = list(self.collection.find(base, fields).sort(_SORT).limit(limit).batch_size(limit))
+        return scan if len(scan) <= self.facet_scan_limit else None
+
+    def _by_ids(self, ids: list[str]) -> list[Document]:
+        if not ids:
+            return []
+        # _id alone with $in: served from the primary key on both servers.
+        found = {d["_id"]: d for d in self.collection.find({"_id": {"$in": ids}})}
+        return [found[i] for i in ids if i in found]
 
     def _count(self, base: dict[str, Any]) -> int:
         return int(self.db.command("count", self.collection.name, query=base)["n"])
@@ -399,7 +441,8 @@ class CatalogQueryService:
     def _find(self, selector: dict[str, Any], limit: int) -> list[Document]:
         if limit <= 0:
             return []
-        return list(self.collection.find(selector).sort(_SORT).limit(limit))
+        # One batch: no getMore round trip.
+        return list(self.collection.find(selector).sort(_SORT).limit(limit).batch_size(limit))
 
     def _page(
         self, base: dict[str, Any], after: tuple[datetime | None, str] | None, limit: int
@@ -417,21 +460,10 @@ class CatalogQueryService:
         found += self._find(_and(base, {"collected": {"$eq": None}}), limit - len(found))
         return found
 
-    def _facets(self, base: dict[str, Any], keys: Sequence[str]) -> tuple[int, DatasetFacets]:
-        """The total and the facets of ``base``.
-
-        Up to ``facet_scan_limit`` matches, one find of their tags and attributes gives
-        both (one scan of the query, counted here); past it, the ``count`` command and two
-        aggregates count on the server.
-        """
-        scan = list(
-            self.collection.find(base, {"_id": 0, "tags": 1, "attributes": 1}).limit(
-                self.facet_scan_limit + 1
-            )
-        )
-        if len(scan) <= self.facet_scan_limit:
-            pairs = ((d.get("tags") or [], d.get("attributes") or {}) for d in scan)
-            return len(scan), _count_facets(pairs, keys)
+    def _server_facets(
+        self, base: dict[str, Any], keys: Sequence[str]
+    ) -> tuple[int, DatasetFacets]:
+        """The total (``count`` command) and the facets (two aggregates) of ``base``."""
         match = [{"$match": base}] if base else []
         tags: Counter[str] = Counter()
         for row in self.collection.aggregate(

@@ -208,16 +208,6 @@ def test_search_page_lists_all_newest_first_with_facets_that_filter(
     assert [r.get_attribute("data-uuid") for r in rows] == [lab.uuids["map"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "catalog paging on the embedded server: since the catalog's queries run in its SQL "
-        "path (tags as array equalities), it compares datetimes to the whole second "
-        "({collected: {$eq: t}} also matches other times of that second, $lt misses them), "
-        "so the cursor's (collected, _id) pages repeat and skip runs synced within one "
-        "second; remove this mark when the catalog's cursor no longer depends on it"
-    ),
-)
 def test_search_pages_through_results_with_the_next_link(lab: Lab, browser: ConsoleBrowser) -> None:
     seen: list[str] = []
     browser.open(lab.server.page("/console/datasets?tag=browser-lab&limit=3"), "datasets-paged")

@@ -124,31 +124,44 @@ def test_search_naive_times_are_utc(service: CatalogQueryService, lab: list[Data
     )
 
 
+@pytest.mark.parametrize("scan_limit", [0, 1000], ids=["page-finds", "one-scan"])
+@pytest.mark.parametrize("tags", [[], ["t1"]], ids=["unfiltered", "tagged"])
+@pytest.mark.parametrize("facets", [False, True], ids=["no-facets", "facets"])
 def test_search_pages_stay_stable_while_datasets_arrive(
-    mongo_db: Database[Document], service: CatalogQueryService
+    mongo_db: Database[Document], scan_limit: int, tags: list[str], facets: bool
 ) -> None:
+    service = CatalogQueryService(mongo_db, facet_scan_limit=scan_limit)
+    service.ensure_indexes()
     # Ties on collected (three per hour) and undated ones: the order is (collected, id).
-    save(mongo_db, *(record(i, collected=T0 + timedelta(hours=i // 3)) for i in range(20)))
-    save(mongo_db, *(record(100 + i, collected=None) for i in range(4)))
-    expected = _ids(service.search(DatasetQuery(limit=500), facets=False).datasets)
-    assert len(expected) == 24
+    save(
+        mongo_db,
+        *(record(i, tags=["t1"], collected=T0 + timedelta(hours=i // 3)) for i in range(20)),
+    )
+    save(mongo_db, *(record(100 + i, tags=["t1"], collected=None) for i in range(4)))
+    save(mongo_db, *(record(150 + i, tags=["other"]) for i in range(3)))
+    everything = service.search(DatasetQuery(tags=tags, limit=500), facets=False).datasets
+    expected = [r.uuid for r in everything if "t1" in r.tags or not tags]
+    assert len(expected) == (24 if tags else 27)
     seen: list[str] = []
     cursor = None
     arrived = 0
     while True:
-        page = service.search(DatasetQuery(limit=5, cursor=cursor), facets=False)
+        page = service.search(DatasetQuery(tags=tags, limit=5, cursor=cursor), facets=facets)
         seen += _ids(page.datasets)
         # A newer dataset and one inside the already-seen range arrive between pages.
         save(
             mongo_db,
-            record(200 + arrived, collected=T0 + timedelta(days=30 + arrived)),
-            record(300 + arrived, collected=T0 + timedelta(hours=3, minutes=arrived + 1)),
+            record(200 + arrived, tags=["t1"], collected=T0 + timedelta(days=30 + arrived)),
+            record(
+                300 + arrived, tags=["t1"], collected=T0 + timedelta(hours=3, minutes=arrived + 1)
+            ),
         )
         arrived += 1
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-        assert page.total == 24 + 2 * (arrived - 1)
+        assert page.total == len(expected) + 2 * (arrived - 1)
+        assert (page.facets is not None) == facets
     assert len(seen) == len(set(seen))
     # Everything that was there at the start is seen once, in order; arrivals after the
     # cursor's position may show (those sorting after it), never before it.
