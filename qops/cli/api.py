@@ -13,6 +13,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from qops.catalog.search import CatalogQueryService
 from qops.cli.common import fail
 from qops.config import MongoSettings
 from qops.console.app import ConsoleServices, create_app
@@ -62,9 +63,14 @@ def serve(
     except UnauthenticatedBindError as e:
         fail(str(e))
     settings = MongoSettings()
-    repository = MongoProvenanceRepository(database(settings))
+    db = database(settings)
+    repository = MongoProvenanceRepository(db)
     repository.ensure_indexes()
     service = ProvenanceService(repository, ProvenanceSettings().project_id)
-    services = ConsoleServices(provenance=service, prefect_ui_url=console.prefect_ui_url)
+    catalog = CatalogQueryService(db)
+    catalog.ensure_indexes()
+    services = ConsoleServices(
+        provenance=service, catalog=catalog, prefect_ui_url=console.prefect_ui_url
+    )
     app = create_app(services, auth=auth)
     uvicorn.run(app, host=host, port=port, log_level="info")

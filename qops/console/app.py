@@ -19,7 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qops.catalog.api import router as catalog_router
+from qops.catalog.search import CatalogQueryService
 from qops.console.auth import AuthMiddleware, ConsoleAuth
+from qops.console.datasets import router as datasets_router
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
@@ -38,11 +41,13 @@ class ConsoleServices:
 
     Attributes:
         provenance: Calibration provenance queries (``/provenance/...`` and its pages).
+        catalog: Dataset search and files (``/datasets/...`` and its pages).
         prefect_ui_url: Base URL of the Prefect UI, for links to flow runs
             (:func:`qops.console_links.prefect_flow_run_url`); ``None``: no such links.
     """
 
     provenance: ProvenanceService
+    catalog: CatalogQueryService
     prefect_ui_url: str | None = None
 
 
@@ -111,13 +116,19 @@ def create_app(services: ConsoleServices, auth: ConsoleAuth | None = None) -> Fa
     """
     app = FastAPI(
         title="qops",
-        description="Calibration provenance and the console of the qops lab operations.",
+        description=(
+            "The dataset catalog, calibration provenance and the console of the qops lab "
+            "operations."
+        ),
         version="1",
     )
     app.state.provenance_service = services.provenance
     app.state.prefect_ui_url = services.prefect_ui_url
     app.include_router(provenance_router)
+    app.state.catalog_service = services.catalog
+    app.include_router(catalog_router)
     app.include_router(pages)
+    app.include_router(datasets_router)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.
     app.mount("/static/vendor/plotly", StaticFiles(directory=_PLOTLY_JS), name="plotly")
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")

@@ -92,6 +92,9 @@ def test_api_serve_answers_http_until_stopped(seeded: dict[str, str]) -> None:
         assert response is not None, "server did not answer"
         assert response.status_code == 200
         assert response.json()["total_entities"] == 6
+        page = httpx.get(f"http://127.0.0.1:{port}/console/datasets", timeout=30)
+        assert page.status_code == 200
+        assert '<p class="total" id="total">0 datasets</p>' in page.text
     finally:
         server.terminate()
         server.wait(timeout=30)
