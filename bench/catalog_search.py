@@ -193,6 +193,12 @@ def main() -> int:
                     lambda: service.search(cursor_query, facets=False),
                     lambda p: f"{len(p.datasets)} shown",
                 )
+            text_query = DatasetQuery(text="t1 Q3", set_up="fridge-3")
+            row(
+                "free text 't1 Q3' + set-up, facets",
+                lambda: service.search(text_query),
+                lambda p: f"{len(p.datasets)} shown of {p.total}",
+            )
             row(
                 "unfiltered first page, no facets",
                 lambda: service.search(DatasetQuery(), facets=False),
