@@ -4,7 +4,8 @@
 (function () {
   function draw(element) {
     var figure = JSON.parse(element.getAttribute("data-figure"));
-    var config = { displaylogo: false, responsive: true };
+    // No modebar: it would insert a <style> element of its own, which the CSP refuses.
+    var config = { displayModeBar: false, responsive: true };
     window.Plotly.newPlot(element, figure.data, figure.layout, config).then(function () {
       element.setAttribute("data-rendered", String(figure.data[0].x.length));
     });

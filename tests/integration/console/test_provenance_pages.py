@@ -47,7 +47,8 @@ def test_parameter_history_lists_both_versions_and_carries_the_plot(
     assert page.status_code == 200
     rows = re.findall(r'<tr data-version="(\d+)">', page.text)
     assert rows == ["2", "1"]
-    assert "calibration-1" in page.text and "calibration-2" in page.text
+    assert "calibration-1" in page.text
+    assert "calibration-2" in page.text
     assert 'data-figure="' in page.text
     assert '<script src="/static/provenance.js"></script>' in page.text
     assert "<script>" not in page.text
@@ -78,6 +79,7 @@ def test_impact_and_depth_change_the_picture(client: TestClient, lab: Calibrated
     shallow = client.get(f"/console/entities/{quote(entity, safe='')}?direction=impact&depth=1")
     deep = client.get(f"/console/entities/{quote(entity, safe='')}?direction=impact&depth=4")
     assert shallow.status_code == deep.status_code == 200
+
     def nodes(page: str) -> int:
         return len(re.findall(r'<g id="node_\d+" class="node (?:entity|activity)"', page))
 
@@ -102,7 +104,8 @@ def test_executions_list_and_page_and_compare(client: TestClient, lab: Calibrate
     )
     assert compare.status_code == 200
     changed = compare.text[compare.text.index('id="changed"') : compare.text.index('id="added"')]
-    assert "t1" in changed and "qubit_frequency" in changed and "cz_fidelity" in changed
+    for parameter in ("t1", "qubit_frequency", "cz_fidelity"):
+        assert parameter in changed
     assert re.search(r"[+-]\d", changed)  # a delta
 
 
