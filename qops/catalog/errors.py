@@ -85,3 +85,70 @@ class BackendDefinitionError(QopsError):
         self.backend = backend
         self.missing = missing
         super().__init__(f"sync backend class {backend} does not declare {', '.join(missing)}")
+
+
+class DatasetNotFoundError(NotFoundError):
+    """No dataset has this id (or this ``alt_uid`` in this scope).
+
+    Args:
+        what: How the dataset was looked up (``uuid '...'``, ``alt_uid '...' in scope '...'``).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"no dataset with {what} in the catalog")
+
+
+class FileVersionNotFoundError(NotFoundError):
+    """The dataset has no file of this version (or no file at all).
+
+    Args:
+        uuid: The dataset.
+        version: The version asked for (``None``: the latest).
+        available: The versions the record lists.
+    """
+
+    def __init__(self, uuid: str, version: int | None, available: list[int]) -> None:
+        self.uuid = uuid
+        self.version = version
+        self.available = available
+        wanted = "a file" if version is None else f"file version {version}"
+        listed = ", ".join(str(v) for v in available) or "none"
+        super().__init__(f"dataset {uuid} has no {wanted} (versions listed: {listed})")
+
+
+class DatasetFileMissingError(NotFoundError):
+    """The record lists a file that is no longer where it says.
+
+    Args:
+        uuid: The dataset.
+        version: The file version the record lists.
+        location: Where the record says the file is.
+        reason: What opening it reported.
+    """
+
+    def __init__(self, uuid: str, version: int, location: str, reason: str) -> None:
+        self.uuid = uuid
+        self.version = version
+        self.location = location
+        self.reason = reason
+        super().__init__(
+            f"the file of dataset {uuid} (version {version}) is missing: the record lists "
+            f"{location}, which cannot be opened ({reason})"
+        )
+
+
+class InvalidDatasetQueryError(QopsError):
+    """A catalog query parameter is malformed or out of range.
+
+    Args:
+        parameter: The parameter's name, as the caller gave it (``attr``, ``cursor``...).
+        value: The value given.
+        expected: What is accepted.
+    """
+
+    def __init__(self, parameter: str, value: object, expected: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{parameter}={value!r} is not accepted: expected {expected}")

@@ -6,17 +6,29 @@ name) and writes are upserts, so a retried or repeated sync never duplicates a r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from qops.catalog.models import DatasetRecord, DiscoveryCursor, ItemState, SyncItem, SyncSource
 from qops.mongo import Document
 from qops.timeutil import utc_now
+
+ATTRIBUTE_SEPARATOR = "\x1f"
+"""Between key and value in ``attribute_pairs`` (the ASCII unit separator: not in lab text)."""
+
+
+def attribute_pairs(attributes: Mapping[str, str]) -> list[str]:
+    """The ``key<US>value`` strings stored as ``attribute_pairs`` for ``attributes``.
+
+    Attribute keys hold dots (``instrument.parameter``), which a MongoDB query path reads as
+    nesting; one array of pairs makes every attribute matchable and indexable alike.
+    """
+    return [f"{key}{ATTRIBUTE_SEPARATOR}{value}" for key, value in attributes.items()]
 
 
 def _item_id(source: str, run_id: int) -> str:
@@ -40,6 +52,35 @@ class DatasetRepository:
         self.collection.create_index([("scope", ASCENDING), ("alt_uid", ASCENDING)], unique=True)
         # Serves "datasets of a source, newest first" (catalog listings).
         self.collection.create_index([("source", ASCENDING), ("collected", ASCENDING)])
+        # The catalog search (qops.catalog.search) sorts newest first (collected descending)
+        # and filters by equality on tags and attribute pairs, then by a collected range
+        # (equality, sort, range). Tags and attribute_pairs are both arrays, and MongoDB
+        # refuses a compound index over two array fields, so each gets its own index
+        # ending in collected; the planner picks the more selective one.
+        # Serves "datasets tagged T, newest first [collected in a window]".
+        self.collection.create_index([("tags", ASCENDING), ("collected", DESCENDING)])
+        # Serves "datasets with attribute k=v (or set-up S), newest first [in a window]".
+        self.collection.create_index([("attribute_pairs", ASCENDING), ("collected", DESCENDING)])
+        # Serves "every dataset, newest first" (the unfiltered first page) and "collected in
+        # a window". _id is not in the key: the embedded server cannot index _id in a
+        # compound key, so ties on collected are ordered by _id after the index.
+        self.collection.create_index([("collected", DESCENDING)])
+
+    def backfill_attribute_pairs(self) -> int:
+        """Write ``attribute_pairs`` on records saved before the field existed; return how many."""
+        missing = self.collection.find(
+            {"attribute_pairs": {"$exists": False}}, {"_id": 1, "attributes": 1}
+        )
+        operations = [
+            UpdateOne(
+                {"_id": d["_id"]},
+                {"$set": {"attribute_pairs": attribute_pairs(d.get("attributes") or {})}},
+            )
+            for d in missing
+        ]
+        if not operations:
+            return 0
+        return self.collection.bulk_write(operations, ordered=False).modified_count
 
     def get(self, uuid: str) -> DatasetRecord | None:
         """Return the dataset ``uuid``, or ``None``."""
@@ -49,6 +90,7 @@ class DatasetRepository:
     def save(self, record: DatasetRecord) -> None:
         """Insert or replace the record (by its deterministic uuid)."""
         document = record.model_dump(mode="python")
+        document["attribute_pairs"] = attribute_pairs(record.attributes)
         self.collection.replace_one(
             {"_id": record.uuid}, {"_id": record.uuid, **document}, upsert=True
         )

@@ -7,8 +7,11 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from qops.backend.state import MongoBackendStateStore
+from qops.catalog.search import CatalogQueryService
 from qops.config import MongoSettings
 from qops.console.app import ConsoleServices, create_app
+from qops.console.chip_data import CatalogCalibrationDatasets
 from qops.mongo import database
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.repository import MongoProvenanceRepository
@@ -24,8 +27,17 @@ def serve(
 ) -> None:
     """Serve the API (OpenAPI documentation at /docs) and the console at / until interrupted."""
     settings = MongoSettings()
-    repository = MongoProvenanceRepository(database(settings))
+    db = database(settings)
+    repository = MongoProvenanceRepository(db)
     repository.ensure_indexes()
     service = ProvenanceService(repository, ProvenanceSettings().project_id)
-    app = create_app(ConsoleServices(provenance=service))
+    catalog = CatalogQueryService(db)
+    catalog.ensure_indexes()
+    services = ConsoleServices(
+        provenance=service,
+        catalog=catalog,
+        backend_state=MongoBackendStateStore(db),
+        calibration_datasets=CatalogCalibrationDatasets(db),
+    )
+    app = create_app(services)
     uvicorn.run(app, host=host, port=port, log_level="info")

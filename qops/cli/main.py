@@ -25,6 +25,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "sources": ("qops.cli.sync", "sources_app", "group"),
     "backends": ("qops.cli.sync", "backends_app", "group"),
     "sync": ("qops.cli.sync", "sync", "command"),
+    "datasets": ("qops.cli.datasets", "app", "group"),
     "backend": ("qops.cli.backend", "app", "group"),
     "monitor": ("qops.cli.monitor", "monitor", "command"),
     "provenance": ("qops.cli.provenance", "app", "group"),

@@ -21,8 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qops.backend.sources import CalibrationSource
 from qops.backend.state import BackendStateStore
+from qops.catalog.api import router as catalog_router
+from qops.catalog.search import CatalogQueryService
 from qops.console.chip import router as chip_router
 from qops.console.chip_data import CalibrationDatasets
+from qops.console.datasets import router as datasets_router
 from qops.console.provenance import assets as provenance_assets
 from qops.console.provenance import router as provenance_pages
 from qops.console.security import SecurityHeadersMiddleware
@@ -43,6 +46,7 @@ class ConsoleServices:
 
     Attributes:
         provenance: Calibration provenance queries (``/provenance/...`` and its pages).
+        catalog: Dataset search and files (``/datasets/...`` and its pages).
         calibration_source: What the chip page shows as current values: the source the
             2300 backend's get_dynamic reads; ``None``: the provenance store of the project.
         backend_state: The shared backend state store (chip page state); ``None``: unknown.
@@ -51,6 +55,7 @@ class ConsoleServices:
     """
 
     provenance: ProvenanceService
+    catalog: CatalogQueryService
     calibration_source: CalibrationSource | None = None
     backend_state: BackendStateStore | None = None
     calibration_datasets: CalibrationDatasets | None = None
@@ -115,7 +120,10 @@ def create_app(services: ConsoleServices) -> FastAPI:
     """Return the app serving the JSON APIs (OpenAPI at ``/docs``) and the console pages."""
     app = FastAPI(
         title="qops",
-        description="Calibration provenance and the console of the qops lab operations.",
+        description=(
+            "The dataset catalog, calibration provenance and the console of the qops lab "
+            "operations."
+        ),
         version="1",
     )
     app.state.provenance_service = services.provenance
@@ -124,7 +132,10 @@ def create_app(services: ConsoleServices) -> FastAPI:
     app.state.calibration_datasets = services.calibration_datasets
     app.state.prefect_ui_url = services.prefect_ui_url
     app.include_router(provenance_router)
+    app.state.catalog_service = services.catalog
+    app.include_router(catalog_router)
     app.include_router(pages)
+    app.include_router(datasets_router)
     app.include_router(provenance_pages)
     app.include_router(chip_router)
     app.include_router(provenance_assets)

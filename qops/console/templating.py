@@ -26,7 +26,12 @@ def render(
 def wants_html(request: Request) -> bool:
     """Whether an error on this request should be answered with a page, not JSON.
 
-    Console pages (``/`` and ``/console/...``) get pages; the JSON APIs get JSON.
+    Console pages (``/`` and ``/console/...``) get pages; the JSON APIs get JSON, and so
+    does a console request that accepts JSON and not HTML (the console's scripts fetching
+    their data, e.g. a dataset's plot).
     """
     path = request.url.path
-    return path == "/" or path.startswith("/console")
+    if not (path == "/" or path.startswith("/console")):
+        return False
+    accept = request.headers.get("accept", "")
+    return not ("application/json" in accept and "text/html" not in accept)

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pymongo.database import Database
 
+from qops.catalog.search import CatalogQueryService
 from qops.console.app import ConsoleServices, create_app
 from qops.console.security import CONTENT_SECURITY_POLICY
 from qops.mongo import Document
@@ -17,7 +18,10 @@ from qops.provenance.service import ProvenanceService
 def client(mongo_db: Database[Document]) -> TestClient:
     repository = MongoProvenanceRepository(mongo_db)
     repository.ensure_indexes()
-    services = ConsoleServices(provenance=ProvenanceService(repository, "console-test"))
+    services = ConsoleServices(
+        provenance=ProvenanceService(repository, "console-test"),
+        catalog=CatalogQueryService(mongo_db),
+    )
     return TestClient(create_app(services))
 
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qops.backend.state import MongoBackendStateStore
+from qops.catalog.search import CatalogQueryService
 from qops.console.app import ConsoleServices, create_app
 from qops.console.chip_data import CatalogCalibrationDatasets
 from qops.mongo import EmbeddedServer, database
@@ -33,6 +34,7 @@ def client(lab: CalibratedLab) -> TestClient:
     db = database(lab.settings)
     services = ConsoleServices(
         provenance=ProvenanceService(MongoProvenanceRepository(db), PROJECT),
+        catalog=CatalogQueryService(db),
         backend_state=MongoBackendStateStore(db),
         calibration_datasets=CatalogCalibrationDatasets(db),
         prefect_ui_url=PREFECT_UI,

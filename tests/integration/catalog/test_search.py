@@ -1,0 +1,229 @@
+"""Catalog search (qops.catalog.search) on the embedded MongoDB: filters, order, paging, facets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+from pymongo.database import Database
+
+from qops.catalog.errors import DatasetNotFoundError, InvalidDatasetQueryError
+from qops.catalog.models import DatasetRecord, DatasetStatus
+from qops.catalog.search import CatalogQueryService, DatasetQuery, parse_attributes
+from qops.mongo import Document
+from tests.integration.catalog.catalog_records import T0, record, save
+
+
+@pytest.fixture
+def service(mongo_db: Database[Document]) -> CatalogQueryService:
+    catalog = CatalogQueryService(mongo_db)
+    catalog.ensure_indexes()
+    return catalog
+
+
+def _ids(records: list[DatasetRecord]) -> list[str]:
+    return [r.uuid for r in records]
+
+
+@pytest.fixture
+def lab(mongo_db: Database[Document], service: CatalogQueryService) -> list[DatasetRecord]:
+    return save(
+        mongo_db,
+        record(
+            0,
+            name="T1 of Q1",
+            description="overnight",
+            tags=["t1", "Q1"],
+            attributes={"set-up": "fridge-1", "qh.qubit": "Q1", "sample": "chip-a"},
+            ranking=1,
+        ),
+        record(
+            1,
+            name="Rabi Q1",
+            description="after the T1 run",
+            tags=["rabi", "Q1"],
+            attributes={"set-up": "fridge-1", "qh.qubit": "Q1", "sample": "chip-a"},
+        ),
+        record(
+            2,
+            name="T1 of Q2",
+            tags=["t1", "Q2"],
+            attributes={"set-up": "fridge-2", "qh.qubit": "Q2", "sample": "chip-b"},
+            ranking=-1,
+            source="other",
+        ),
+        record(
+            3,
+            name="spectroscopy",
+            tags=["spec"],
+            attributes={"set-up": "fridge-2", "sample": "chip-b"},
+            scope="scope-2",
+            status=DatasetStatus.LIVE,
+        ),
+        record(4, name="undated", collected=None, tags=["t1"], attributes={"set-up": "fridge-1"}),
+    )
+
+
+def test_search_no_filter_lists_all_newest_first_undated_last(
+    service: CatalogQueryService, lab: list[DatasetRecord]
+) -> None:
+    page = service.search(DatasetQuery())
+    assert _ids(page.datasets) == _ids([lab[3], lab[2], lab[1], lab[0], lab[4]])
+    assert page.total == 5
+    assert page.next_cursor is None
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (DatasetQuery(text="t1"), [2, 1, 0]),  # name or description, case-insensitive
+        (DatasetQuery(text="T1 OF"), [2, 0]),
+        (DatasetQuery(text="(.*"), []),  # regex characters are literal
+        (DatasetQuery(tags=["t1"]), [2, 0, 4]),
+        (DatasetQuery(tags=["t1", "Q1"]), [0]),  # all of
+        (DatasetQuery(attributes={"qh.qubit": "Q1"}), [1, 0]),  # dotted key
+        (DatasetQuery(attributes={"qh.qubit": "Q1", "sample": "chip-b"}), []),
+        (DatasetQuery(attributes={"sample": "chip-b"}), [3, 2]),
+        (DatasetQuery(min_ranking=0), [3, 1, 0, 4]),
+        (DatasetQuery(min_ranking=1), [0]),
+        (DatasetQuery(collected_after=T0 + timedelta(hours=1)), [3, 2, 1]),  # inclusive
+        (DatasetQuery(collected_before=T0 + timedelta(hours=1)), [0]),  # exclusive
+        (
+            DatasetQuery(
+                collected_after=T0 + timedelta(hours=1), collected_before=T0 + timedelta(hours=3)
+            ),
+            [2, 1],
+        ),
+        (DatasetQuery(source="other"), [2]),
+        (DatasetQuery(set_up="fridge-1"), [1, 0, 4]),
+        (DatasetQuery(set_up="fridge-1", attributes={"set-up": "fridge-2"}), []),
+        (DatasetQuery(scope="scope-2"), [3]),
+        (DatasetQuery(status=DatasetStatus.LIVE), [3]),
+        (
+            DatasetQuery(tags=["t1"], set_up="fridge-1", collected_before=T0 + timedelta(hours=9)),
+            [0],
+        ),
+    ],
+)
+def test_search_each_filter_matches_exactly(
+    service: CatalogQueryService,
+    lab: list[DatasetRecord],
+    query: DatasetQuery,
+    expected: list[int],
+) -> None:
+    page = service.search(query)
+    assert _ids(page.datasets) == [lab[i].uuid for i in expected]
+    assert page.total == len(expected)
+
+
+def test_search_naive_times_are_utc(service: CatalogQueryService, lab: list[DatasetRecord]) -> None:
+    naive = (T0 + timedelta(hours=2)).replace(tzinfo=None)
+    assert _ids(service.search(DatasetQuery(collected_after=naive)).datasets) == _ids(
+        [lab[3], lab[2]]
+    )
+
+
+def test_search_pages_stay_stable_while_datasets_arrive(
+    mongo_db: Database[Document], service: CatalogQueryService
+) -> None:
+    # Ties on collected (three per hour) and undated ones: the order is (collected, id).
+    save(mongo_db, *(record(i, collected=T0 + timedelta(hours=i // 3)) for i in range(20)))
+    save(mongo_db, *(record(100 + i, collected=None) for i in range(4)))
+    expected = _ids(service.search(DatasetQuery(limit=500), facets=False).datasets)
+    assert len(expected) == 24
+    seen: list[str] = []
+    cursor = None
+    arrived = 0
+    while True:
+        page = service.search(DatasetQuery(limit=5, cursor=cursor), facets=False)
+        seen += _ids(page.datasets)
+        # A newer dataset and one inside the already-seen range arrive between pages.
+        save(
+            mongo_db,
+            record(200 + arrived, collected=T0 + timedelta(days=30 + arrived)),
+            record(300 + arrived, collected=T0 + timedelta(hours=3, minutes=arrived + 1)),
+        )
+        arrived += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+        assert page.total == 24 + 2 * (arrived - 1)
+    assert len(seen) == len(set(seen))
+    # Everything that was there at the start is seen once, in order; arrivals after the
+    # cursor's position may show (those sorting after it), never before it.
+    assert [i for i in seen if i in expected] == expected
+
+
+def test_search_cursor_of_the_last_dated_page_reaches_undated(
+    mongo_db: Database[Document], service: CatalogQueryService
+) -> None:
+    save(mongo_db, record(0), record(1), record(2, collected=None), record(3, collected=None))
+    first = service.search(DatasetQuery(limit=2))
+    assert first.next_cursor is not None
+    second = service.search(DatasetQuery(limit=1, cursor=first.next_cursor))
+    assert second.next_cursor is not None
+    third = service.search(DatasetQuery(limit=5, cursor=second.next_cursor))
+    assert third.next_cursor is None
+    ids = _ids(first.datasets + second.datasets + third.datasets)
+    assert len(set(ids)) == 4
+    assert [d.collected for d in second.datasets + third.datasets] == [None, None]
+
+
+def test_search_facets_count_the_whole_query(
+    service: CatalogQueryService, lab: list[DatasetRecord]
+) -> None:
+    page = service.search(
+        DatasetQuery(tags=["t1"], limit=1), facet_attributes=["qh.qubit", "sample"]
+    )
+    assert len(page.datasets) == 1
+    assert page.total == 3
+    assert page.facets is not None
+    assert [(f.value, f.count) for f in page.facets.tags] == [("t1", 3), ("Q1", 1), ("Q2", 1)]
+    assert [(f.value, f.count) for f in page.facets.set_ups] == [("fridge-1", 2), ("fridge-2", 1)]
+    assert [(f.value, f.count) for f in page.facets.attributes["qh.qubit"]] == [
+        ("Q1", 1),
+        ("Q2", 1),
+    ]
+    assert [(f.value, f.count) for f in page.facets.attributes["sample"]] == [
+        ("chip-a", 1),
+        ("chip-b", 1),
+    ]
+    windowed = service.search(DatasetQuery(collected_after=T0 + timedelta(hours=2)))
+    assert windowed.facets is not None
+    assert [(f.value, f.count) for f in windowed.facets.set_ups] == [("fridge-2", 2)]
+    assert service.search(DatasetQuery(), facets=False).facets is None
+
+
+def test_get_and_get_by_alt_uid_return_the_record(
+    service: CatalogQueryService, lab: list[DatasetRecord]
+) -> None:
+    assert service.get(lab[1].uuid) == lab[1]
+    assert service.get_by_alt_uid("scope-2", lab[3].alt_uid) == lab[3]
+    with pytest.raises(DatasetNotFoundError, match="scope 'scope-1'"):
+        service.get_by_alt_uid("scope-1", lab[3].alt_uid)
+    with pytest.raises(DatasetNotFoundError, match="no-such-id"):
+        service.get("no-such-id")
+
+
+def test_search_bad_cursor_and_attributes_name_the_parameter(
+    service: CatalogQueryService,
+) -> None:
+    with pytest.raises(InvalidDatasetQueryError, match=r"^cursor="):
+        service.search(DatasetQuery(cursor="not-a-cursor"))
+    with pytest.raises(InvalidDatasetQueryError, match=r"^attr='qubit' .*key=value"):
+        parse_attributes(["qubit"])
+    assert parse_attributes(["a.b=c=d"]) == {"a.b": "c=d"}
+    with pytest.raises(ValidationError, match="limit"):
+        DatasetQuery(limit=501)
+
+
+def test_ensure_indexes_backfills_attribute_pairs_of_older_records(
+    mongo_db: Database[Document],
+) -> None:
+    older = record(0, attributes={"set-up": "fridge-9", "x.y": "1"})
+    mongo_db.datasets.insert_one({"_id": older.uuid, **older.model_dump(mode="python")})
+    catalog = CatalogQueryService(mongo_db)
+    assert catalog.search(DatasetQuery(set_up="fridge-9")).total == 0
+    catalog.ensure_indexes()
+    assert _ids(catalog.search(DatasetQuery(attributes={"x.y": "1"})).datasets) == [older.uuid]
