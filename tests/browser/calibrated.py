@@ -39,10 +39,16 @@ from qops.calibration.recording import (
 )
 from qops.calibration.session import calibration_session
 from qops.calibration.steps import run_step
+from qops.catalog.service import SyncService
+from qops.catalog.settings import SyncSettings
+from qops.catalog.sources import SyncSources
 from qops.config import MongoSettings
-from qops.mongo import EmbeddedServer, connect
+from qops.export.store import LocalDirStore
+from qops.mongo import EmbeddedServer, connect, database
 from qops.provenance.config import ProvenanceSettings
-from qops.provenance.models import Measured
+from qops.provenance.models import ActivityStatus, Agent, AgentType, Measured, TaskRecord
+from qops.provenance.repository import MongoProvenanceRepository
+from qops.timeutil import utc_now
 
 PROJECT = "console"
 CHIP = ChipSpec(chip_id="chip-console", n_qubits=2, topology=((0, 1),), seed=20261202)
@@ -153,13 +159,60 @@ def record_calibration(
     return calibration
 
 
+MARKUP_PARAMETER = "<img src=x onerror=alert(1)>"
+MARKUP_QID = '"><svg onload=alert(2)>'
+MARKUP_VALUE = "<script>alert(3)</script>&amp;"
+MARKUP_CHIP = 'chip-"><b>markup'
+SCOPE = "calibration-lab"
+
+
+def record_markup(settings: MongoSettings, project_id: str = PROJECT) -> str:
+    """Record a version whose parameter name, qid, value and chip are markup; its entity id.
+
+    Lab-controlled text: the pages must show it as text.
+    """
+    now = utc_now()
+    record = TaskRecord(
+        project_id=project_id,
+        chip_id=MARKUP_CHIP,
+        execution_id="markup-run",
+        task_id="markup-task",
+        task_name="<i>check</i>",
+        qid=MARKUP_QID,
+        started_at=now,
+        ended_at=now,
+        status=ActivityStatus.COMPLETED,
+        agent=Agent(agent_type=AgentType.USER, name="<u>someone</u>"),
+        outputs={MARKUP_PARAMETER: Measured(value=MARKUP_VALUE, unit="<sup>Hz</sup>")},
+    )
+    result = MongoProvenanceRepository(database(settings)).record(record)
+    return result.entity_ids[MARKUP_PARAMETER]
+
+
+def sync_calibration_runs(settings: MongoSettings, database_path: Path, files: Path) -> int:
+    """Sync the calibrations' QCoDeS runs into the catalog (scope :data:`SCOPE`); how many."""
+    SyncSources.create(
+        name="calibration-lab",
+        backend_identifier="qcodes",
+        config_data={"database_path": str(database_path), "set_up": "simulated-chip"},
+        default_scope=SCOPE,
+        settings=settings,
+    )
+    service = SyncService(database(settings), LocalDirStore(files), SyncSettings())
+    service.ensure_indexes()
+    return len(service.sync_source("calibration-lab"))
+
+
 @dataclass
 class CalibratedLab:
-    """A database with two recorded calibrations of :data:`CHIP` (``before``, ``after``)."""
+    """A database with two recorded calibrations of :data:`CHIP` (``before``, ``after``),
+    their QCoDeS runs synced into the catalog, and a version made of markup."""
 
     settings: MongoSettings
     before: Calibration
     after: Calibration
+    markup_entity_id: str
+    synced: int
 
 
 @contextlib.contextmanager
@@ -171,6 +224,8 @@ def calibrated_lab(server: EmbeddedServer, data_dir: Path) -> Iterator[Calibrate
     try:
         before = record_calibration(settings, "calibration-1", database_path)
         after = record_calibration(settings, "calibration-2", database_path)
-        yield CalibratedLab(settings, before, after)
+        markup = record_markup(settings)
+        synced = sync_calibration_runs(settings, database_path, data_dir / f"{name}-files")
+        yield CalibratedLab(settings, before, after, markup, synced)
     finally:
         connect(settings).drop_database(name)

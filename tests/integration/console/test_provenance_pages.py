@@ -18,7 +18,16 @@ from qops.console.chip_data import CatalogCalibrationDatasets
 from qops.mongo import EmbeddedServer, database
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
-from tests.browser.calibrated import CHIP, PROJECT, CalibratedLab, calibrated_lab
+from tests.browser.calibrated import (
+    CHIP,
+    MARKUP_CHIP,
+    MARKUP_PARAMETER,
+    MARKUP_QID,
+    MARKUP_VALUE,
+    PROJECT,
+    CalibratedLab,
+    calibrated_lab,
+)
 
 PREFECT_UI = "http://127.0.0.1:4200"
 
@@ -187,3 +196,40 @@ def test_plotly_rules_served_as_a_style_sheet(client: TestClient) -> None:
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
     assert ".js-plotly-plot .plotly .main-svg {position:absolute;" in css.text
+
+
+def test_markup_in_parameter_qid_value_and_chip_shows_as_text(
+    client: TestClient, lab: CalibratedLab
+) -> None:
+    entity = client.get(f"/console/entities/{quote(lab.markup_entity_id, safe='')}")
+    assert entity.status_code == 200
+    svg = entity.text[entity.text.index("<svg") : entity.text.index("</svg>")]
+    for text in (MARKUP_PARAMETER, MARKUP_QID, MARKUP_VALUE, MARKUP_CHIP, "<i>check</i>"):
+        assert text not in entity.text
+    assert html.escape(MARKUP_PARAMETER, quote=False) in entity.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in svg  # dot wrote it as XML text
+    assert "<script" not in svg
+    assert "<img" not in svg
+    history = client.get(
+        f"/console/parameters/{quote(MARKUP_PARAMETER, safe='')}/{quote(MARKUP_QID, safe='')}"
+    )
+    assert history.status_code == 200
+    assert html.escape(MARKUP_VALUE) in history.text
+    assert MARKUP_VALUE not in history.text
+    assert "data-figure" not in history.text  # a string value: nothing to plot
+    chips = client.get("/console/chips")
+    assert MARKUP_CHIP not in chips.text
+    assert "chip-&#34;&gt;&lt;b&gt;markup" in chips.text
+
+
+def test_chip_page_links_each_calibration_to_the_datasets_it_measured(
+    client: TestClient, lab: CalibratedLab
+) -> None:
+    assert lab.synced > 0
+    page = client.get(f"/console/chips/{CHIP.chip_id}")
+    row = page.text[page.text.index('data-execution="calibration-2"') :]
+    row = row[: row.index("</tr>")]
+    links = re.findall(r'<a class="dataset" href="/console/datasets/([0-9a-f-]{36})"', row)
+    assert len(links) == len(lab.after.outcomes)
+    execution = client.get("/console/executions/calibration-2")
+    assert all(f"/console/datasets/{uuid}" in execution.text for uuid in links)
