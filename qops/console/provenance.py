@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from qops.console.datasets import plotly_style_ids
 from qops.console.errors import UnknownParameterError
 from qops.console.plotly_css import plotly_stylesheet
 from qops.console.provenance_views import (
@@ -64,6 +65,7 @@ def parameter_history(
         "history": history,
         "rows": history_rows(history.versions),
         "figure_json": None if figure is None else json.dumps(figure),
+        "plotly_style_ids": plotly_style_ids(),
     }
     return render(request, "provenance_history.html", context)
 

@@ -210,8 +210,10 @@ def _label_text(text: str) -> str:
 
 
 def _safe(text: str) -> str:
-    """A Graphviz attribute value taken literally: no HTML-like label, no ``\\N`` escapes."""
-    escaped: str = graphviz.escape(text)
+    """A Graphviz attribute value taken literally: no HTML-like label, no ``\\N`` escapes,
+    no character entities."""
+    # dot reads character entities in labels (``&amp;`` would show as ``&``): keep them.
+    escaped: str = graphviz.escape(text.replace("&", "&amp;"))
     return escaped
 
 
