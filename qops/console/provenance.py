@@ -130,9 +130,10 @@ def execution_page(request: Request, execution_id: str) -> Response:
     """One execution: its task runs and the versions they wrote; a form to compare it."""
     service = provenance_service(request)
     detail = service.execution(execution_id)
-    others = [
-        e.execution_id for e in service.executions(50).executions if e.execution_id != execution_id
-    ]
+    recent = [e.execution_id for e in service.executions(50).executions]
+    # Earlier executions first (the one before it preselected), then later ones.
+    at = recent.index(execution_id) if execution_id in recent else len(recent)
+    others = recent[at + 1 :] + recent[:at]
     versions = [
         {
             "name": v.parameter_name,

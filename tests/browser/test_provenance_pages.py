@@ -99,7 +99,8 @@ def test_lineage_picture_shows_nodes_and_clicking_one_opens_it(
     served: Served, browser: ConsoleBrowser
 ) -> None:
     entity = served.lab.after.entity_id("t1", "Q0")
-    browser.open(served.server.page(_entity_path(entity, "?depth=2")), "entity-lineage")
+    browser.open(served.server.page(_entity_path(entity, "?depth=2")), "execution-from-graph")
+    browser.screenshot("entity-lineage")
     texts = [t.text for t in browser.driver.find_elements(By.CSS_SELECTOR, "#graph svg text")]
     for expected in ("t1 Q0 v2", "check-t1 Q0", "pi_amplitude Q0 v2", "qubit_frequency Q0 v2"):
         assert expected in texts, texts
@@ -132,7 +133,10 @@ def test_depth_selector_and_impact_direction_change_the_picture(
     served: Served, browser: ConsoleBrowser
 ) -> None:
     entity = served.lab.before.entity_id("qubit_frequency", "Q0")
-    browser.open(served.server.page(_entity_path(entity, "?direction=impact&depth=1")), "impact")
+    browser.open(
+        served.server.page(_entity_path(entity, "?direction=impact&depth=1")), "impact-depth-4"
+    )
+    browser.screenshot("impact-depth-1")
 
     def count() -> int:
         return len(browser.driver.find_elements(By.CSS_SELECTOR, "#graph g.node"))
@@ -146,13 +150,13 @@ def test_depth_selector_and_impact_direction_change_the_picture(
     texts = browser.driver.find_element(By.ID, "graph").text
     assert "check-rabi Q0" in texts
     assert "t2_echo Q0 v2" in texts
-    browser.screenshot("entity-impact-depth-4")
 
 
 def test_executions_list_then_compare_shows_the_changed_parameters(
     served: Served, browser: ConsoleBrowser
 ) -> None:
-    browser.open(served.server.page("/console/executions"), "executions")
+    browser.open(served.server.page("/console/executions"), "compare")
+    browser.screenshot("executions")
     rows = browser.driver.find_elements(By.CSS_SELECTOR, "#executions tbody tr")
     order = [r.get_attribute("data-execution") for r in rows]
     assert order == ["markup-run", "calibration-2", "calibration-1"]  # newest first
@@ -165,7 +169,8 @@ def test_executions_list_then_compare_shows_the_changed_parameters(
         f"{PREFECT_UI}/runs/flow-run/calibration-2"
     )
     browser.screenshot("execution")
-    Select(browser.driver.find_element(By.NAME, "before")).select_by_value("calibration-1")
+    before = Select(browser.driver.find_element(By.NAME, "before"))
+    assert before.first_selected_option.text == "calibration-1"  # the one before it
     browser.driver.find_element(By.CSS_SELECTOR, "#compare-form button").click()
     browser.wait_for(lambda d: "/console/compare?" in d.current_url)
     changed = browser.driver.find_elements(By.CSS_SELECTOR, "#changed tbody tr")
@@ -174,7 +179,6 @@ def test_executions_list_then_compare_shows_the_changed_parameters(
     assert ("qubit_frequency", "Q1") in names
     assert ("cz_fidelity", "Q0-Q1") in names
     assert all("%" in r.text for r in changed)
-    browser.screenshot("compare")
 
 
 def test_chip_page_shows_each_qubits_values_the_state_and_calibration_links(
@@ -182,7 +186,8 @@ def test_chip_page_shows_each_qubits_values_the_state_and_calibration_links(
 ) -> None:
     repository = MongoProvenanceRepository(database(served.lab.settings))
     current = repository.current_versions(PROJECT, CHIP.chip_id)
-    browser.open(served.server.page(f"/console/chips/{CHIP.chip_id}"), "chip")
+    browser.open(served.server.page(f"/console/chips/{CHIP.chip_id}"), "chip-dataset")
+    browser.screenshot("chip")
     assert browser.driver.find_element(By.CSS_SELECTOR, "#state .state").text == "IDLE"
     for version in current:
         table = "pairs" if "-" in version.qid else "qubits"
@@ -203,7 +208,6 @@ def test_chip_page_shows_each_qubits_values_the_state_and_calibration_links(
     browser.wait_for(lambda d: "/console/datasets/" in d.current_url)
     assert "CheckT1" in browser.driver.find_element(By.TAG_NAME, "h1").text
     browser.wait_for(lambda d: d.find_element(By.ID, "plot").get_attribute("data-plot-drawn"))
-    browser.screenshot("chip-dataset")
 
 
 def test_chip_page_shows_offline_with_the_operators_reason(
