@@ -37,7 +37,7 @@ def serve(
         provenance=service,
         catalog=catalog,
         backend_state=MongoBackendStateStore(db),
-        calibration_datasets=CatalogCalibrationDatasets(db),
+        calibration_datasets=CatalogCalibrationDatasets(catalog),
     )
     app = create_app(services)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -90,11 +90,9 @@ def chip_page(request: Request, chip_id: str) -> Response:
     known = chip_id in service.chip_ids()
     if not known and not values and values_failure is None:
         raise UnknownChipError(chip_id, project)
-    versions = service.repository.current_versions(project, chip_id)
+    versions = service.current_versions(chip_id)
     executions = service.executions(LATEST_CALIBRATIONS, chip_id=chip_id).executions
-    written = service.repository.versions_of_executions(
-        project, [e.execution_id for e in executions]
-    )
+    written = service.versions_of_executions([e.execution_id for e in executions])
     datasets: CalibrationDatasets | None = request.app.state.calibration_datasets
     calibrations = [
         CalibrationRow(

@@ -3,7 +3,8 @@
 A calibration's QCoDeS runs are tagged by the measurement context
 (:func:`qops.calibration.instruments.measurement_context`) with the attributes
 ``execution_id`` and ``chip_id``, and the step's ``task`` and ``qubit``; once synced, the
-catalog holds them as dataset attributes. :class:`CatalogCalibrationDatasets` finds them there.
+catalog holds them as dataset attributes. :class:`CatalogCalibrationDatasets` finds them with
+the catalog's own attribute search.
 """
 
 from __future__ import annotations
@@ -12,15 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from pymongo import ASCENDING
-from pymongo.collection import Collection
-from pymongo.database import Database
-
-from qops.catalog.repository import DatasetRepository
-from qops.mongo import Document
+from qops.catalog.search import DatasetPage, DatasetQuery
 
 MAX_DATASETS = 500
-"""Most datasets listed for one execution."""
+"""Most datasets listed for one execution (one page of the catalog search)."""
 
 
 @dataclass(frozen=True)
@@ -47,43 +43,39 @@ class CalibrationDatasets(Protocol):
         ...
 
 
-def _collected(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return "" if value is None else str(value)
+class DatasetSearch(Protocol):
+    """What :class:`CatalogCalibrationDatasets` needs of the catalog
+    (:class:`qops.catalog.search.CatalogQueryService`)."""
+
+    def search(self, query: DatasetQuery, *, facets: bool = True) -> DatasetPage: ...
+
+
+def _collected(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class CatalogCalibrationDatasets:
-    """Calibration datasets in the catalog's ``datasets`` collection.
+    """Calibration datasets found by the catalog's search on the attribute ``execution_id``.
 
     Args:
-        db: The qops database.
+        catalog: The catalog's query service.
     """
 
-    def __init__(self, db: Database[Document]) -> None:
-        self.collection: Collection[Document] = DatasetRepository(db).collection
-        self._indexed = False
+    def __init__(self, catalog: DatasetSearch) -> None:
+        self.catalog = catalog
 
     def of_execution(self, execution_id: str) -> list[DatasetLink]:
-        """The datasets whose attribute ``execution_id`` is ``execution_id`` (one query)."""
-        if not self._indexed:
-            # Serves of_execution: the datasets of one calibration execution.
-            self.collection.create_index([("attributes.execution_id", ASCENDING)])
-            self._indexed = True
-        found = self.collection.find(
-            {"attributes.execution_id": {"$eq": execution_id}},
-            {"uuid": 1, "name": 1, "attributes": 1, "collected": 1},
-        ).limit(MAX_DATASETS)
-        links = []
-        for document in found:
-            attributes = document.get("attributes") or {}
-            links.append(
-                DatasetLink(
-                    uuid=str(document.get("uuid") or document["_id"]),
-                    name=str(document.get("name", "")),
-                    task=str(attributes.get("task", "")),
-                    qid=str(attributes.get("qubit", "")),
-                    collected=_collected(document.get("collected")),
-                )
+        """The datasets whose attribute ``execution_id`` is ``execution_id`` (one search)."""
+        query = DatasetQuery(attributes={"execution_id": execution_id}, limit=MAX_DATASETS)
+        page = self.catalog.search(query, facets=False)
+        links = [
+            DatasetLink(
+                uuid=record.uuid,
+                name=record.name,
+                task=record.attributes.get("task", ""),
+                qid=record.attributes.get("qubit", ""),
+                collected=_collected(record.collected),
             )
+            for record in page.datasets
+        ]
         return sorted(links, key=lambda link: (link.collected, link.task, link.qid))

@@ -115,9 +115,7 @@ def executions_page(
     """Recent executions: time, task runs, the parameters each changed."""
     service = provenance_service(request)
     executions = service.executions(limit).executions
-    versions = service.repository.versions_of_executions(
-        service.default_project_id, [e.execution_id for e in executions]
-    )
+    versions = service.versions_of_executions([e.execution_id for e in executions])
     context = {
         "title": "Calibrations",
         "rows": execution_rows(executions, versions),

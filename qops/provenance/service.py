@@ -390,6 +390,20 @@ class ProvenanceService:
             versions=versions,
         )
 
+    def versions_of_executions(
+        self, execution_ids: list[str], project_id: str | None = None
+    ) -> list[ParameterVersion]:
+        """Every version the given executions wrote (one query)."""
+        if not execution_ids:
+            return []
+        return self.repository.versions_of_executions(self._project(project_id), execution_ids)
+
+    def current_versions(
+        self, chip_id: str, project_id: str | None = None
+    ) -> list[ParameterVersion]:
+        """The current version of every parameter of a chip (one query)."""
+        return self.repository.current_versions(self._project(project_id), chip_id)
+
     def chip_ids(self, project_id: str | None = None) -> list[str]:
         """The chips with a recorded task run in the project, sorted."""
         return self.repository.chip_ids(self._project(project_id))

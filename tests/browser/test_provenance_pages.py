@@ -55,11 +55,13 @@ def served(
         db = database(lab.settings)
         repository = MongoProvenanceRepository(db)
         repository.ensure_indexes()
+        catalog = CatalogQueryService(db)
+        catalog.ensure_indexes()
         services = ConsoleServices(
             provenance=ProvenanceService(repository, PROJECT),
-            catalog=CatalogQueryService(db),
+            catalog=catalog,
             backend_state=MongoBackendStateStore(db),
-            calibration_datasets=CatalogCalibrationDatasets(db),
+            calibration_datasets=CatalogCalibrationDatasets(catalog),
             prefect_ui_url=PREFECT_UI,
         )
         with running_console(create_app(services)) as server:

@@ -41,11 +41,13 @@ def lab(embedded_mongo: EmbeddedServer, qops_data_dir: Path) -> Iterator[Calibra
 @pytest.fixture(scope="module")
 def client(lab: CalibratedLab) -> TestClient:
     db = database(lab.settings)
+    catalog = CatalogQueryService(db)
+    catalog.ensure_indexes()
     services = ConsoleServices(
         provenance=ProvenanceService(MongoProvenanceRepository(db), PROJECT),
-        catalog=CatalogQueryService(db),
+        catalog=catalog,
         backend_state=MongoBackendStateStore(db),
-        calibration_datasets=CatalogCalibrationDatasets(db),
+        calibration_datasets=CatalogCalibrationDatasets(catalog),
         prefect_ui_url=PREFECT_UI,
     )
     return TestClient(create_app(services))
