@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from qops.calibration.graph import CALIBRATION_STEPS, StepName, StepSpec
-from qops.calibration.instruments import measurement_context
+from qops.calibration.instruments import close_instruments, measurement_context
 from qops.calibration.plan import (
     ChipSpec,
     StepOutcome,
@@ -228,4 +228,7 @@ def calibrated_lab(server: EmbeddedServer, data_dir: Path) -> Iterator[Calibrate
         synced = sync_calibration_runs(settings, database_path, data_dir / f"{name}-files")
         yield CalibratedLab(settings, before, after, markup, synced)
     finally:
+        # The process's simulated chip and qh_meta hold QCoDeS instrument names that other
+        # tests build their own instruments under.
+        close_instruments()
         connect(settings).drop_database(name)

@@ -138,6 +138,7 @@ def test_chip_page_shows_the_values_get_dynamic_serves_and_the_state(
     t1 = current[("t1", "Q1")]
     assert f"{t1.value:.6g}" in page.text
     assert f'href="{PREFECT_UI}/runs/flow-run/calibration-1"' in page.text
+    assert 'data-execution="markup-run"' not in page.text  # another chip's calibration
 
     MongoBackendStateStore(database(lab.settings)).set_offline(CHIP.chip_id, True, "fridge warm-up")
     try:
