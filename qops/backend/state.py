@@ -55,6 +55,8 @@ class StateMarks:
 
     offline: bool
     leases: tuple[BackendState, ...]
+    reason: str = ""
+    """The operator's reason for OFFLINE (empty if none was given, or not offline)."""
 
 
 def resolve_state(marks: StateMarks) -> BackendState:
@@ -256,16 +258,18 @@ class MongoBackendStateStore:
 
 def _marks_of(documents: Iterable[Document], now: datetime) -> StateMarks:
     offline = False
+    reason = ""
     leases: list[BackendState] = []
     for document in documents:
         if document.get("kind") == "manual":
             offline = bool(document.get("offline"))
+            reason = str(document.get("reason") or "") if offline else ""
         elif document.get("kind") == "lease":
             expires_at = document.get("expires_at")
             if isinstance(expires_at, datetime) and as_utc(expires_at) > now:
                 with contextlib.suppress(ValueError):
                     leases.append(BackendState(str(document.get("state"))))
-    return StateMarks(offline=offline, leases=tuple(leases))
+    return StateMarks(offline=offline, leases=tuple(leases), reason=reason)
 
 
 class StateLease:

@@ -13,11 +13,13 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from qops.backend.state import MongoBackendStateStore
 from qops.catalog.search import CatalogQueryService
 from qops.cli.common import fail
 from qops.config import MongoSettings
 from qops.console.app import ConsoleServices, create_app
 from qops.console.auth import ConsoleAuth, UnauthenticatedBindError, check_bind
+from qops.console.chip_data import CatalogCalibrationDatasets
 from qops.console.settings import ConsoleSettings
 from qops.mongo import database
 from qops.provenance.config import ProvenanceSettings
@@ -70,7 +72,11 @@ def serve(
     catalog = CatalogQueryService(db)
     catalog.ensure_indexes()
     services = ConsoleServices(
-        provenance=service, catalog=catalog, prefect_ui_url=console.prefect_ui_url
+        provenance=service,
+        catalog=catalog,
+        backend_state=MongoBackendStateStore(db),
+        calibration_datasets=CatalogCalibrationDatasets(catalog),
+        prefect_ui_url=console.prefect_ui_url,
     )
     app = create_app(services, auth=auth)
     uvicorn.run(app, host=host, port=port, log_level="info")

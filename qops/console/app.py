@@ -19,10 +19,16 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qops.backend.sources import CalibrationSource
+from qops.backend.state import BackendStateStore
 from qops.catalog.api import router as catalog_router
 from qops.catalog.search import CatalogQueryService
 from qops.console.auth import AuthMiddleware, ConsoleAuth
+from qops.console.chip import router as chip_router
+from qops.console.chip_data import CalibrationDatasets
 from qops.console.datasets import router as datasets_router
+from qops.console.provenance import assets as provenance_assets
+from qops.console.provenance import router as provenance_pages
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
@@ -42,12 +48,18 @@ class ConsoleServices:
     Attributes:
         provenance: Calibration provenance queries (``/provenance/...`` and its pages).
         catalog: Dataset search and files (``/datasets/...`` and its pages).
-        prefect_ui_url: Base URL of the Prefect UI, for links to flow runs
-            (:func:`qops.console_links.prefect_flow_run_url`); ``None``: no such links.
+        calibration_source: What the chip page shows as current values: the source the
+            2300 backend's get_dynamic reads; ``None``: the provenance store of the project.
+        backend_state: The shared backend state store (chip page state); ``None``: unknown.
+        calibration_datasets: The catalog datasets of a calibration; ``None``: not linked.
+        prefect_ui_url: The Prefect UI, for links to calibration flow runs; ``None``: none.
     """
 
     provenance: ProvenanceService
     catalog: CatalogQueryService
+    calibration_source: CalibrationSource | None = None
+    backend_state: BackendStateStore | None = None
+    calibration_datasets: CalibrationDatasets | None = None
     prefect_ui_url: str | None = None
 
 
@@ -123,12 +135,18 @@ def create_app(services: ConsoleServices, auth: ConsoleAuth | None = None) -> Fa
         version="1",
     )
     app.state.provenance_service = services.provenance
+    app.state.calibration_source = services.calibration_source
+    app.state.backend_state = services.backend_state
+    app.state.calibration_datasets = services.calibration_datasets
     app.state.prefect_ui_url = services.prefect_ui_url
     app.include_router(provenance_router)
     app.state.catalog_service = services.catalog
     app.include_router(catalog_router)
     app.include_router(pages)
     app.include_router(datasets_router)
+    app.include_router(provenance_pages)
+    app.include_router(chip_router)
+    app.include_router(provenance_assets)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.
     app.mount("/static/vendor/plotly", StaticFiles(directory=_PLOTLY_JS), name="plotly")
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")

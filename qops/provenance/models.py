@@ -348,3 +348,12 @@ class ChangesResponse(BaseModel):
     changes: list[ParameterChange]
     total_count: int
     within_hours: float
+
+
+class ExecutionDetail(BaseModel):
+    """One execution: its task runs and the parameter versions they wrote."""
+
+    execution_id: str
+    project_id: str
+    activities: list[Activity]
+    versions: list[ParameterVersion]

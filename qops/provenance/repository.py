@@ -158,9 +158,15 @@ class ProvenanceRepository(Protocol):
         """Counts of entities, activities, relations by type and executions."""
 
     def recent_executions(
-        self, project_id: str, limit: int
+        self, project_id: str, limit: int, chip_id: str | None = None
     ) -> list[tuple[str, datetime, datetime | None, int]]:
-        """``(execution_id, started_at, ended_at, task_count)`` newest first."""
+        """``(execution_id, started_at, ended_at, task_count)`` newest first (of one chip)."""
+
+    def activities_of_execution(self, project_id: str, execution_id: str) -> list[Activity]:
+        """The activities (task runs) of one execution, in start order (one query)."""
+
+    def chip_ids(self, project_id: str) -> list[str]:
+        """The chips with a recorded activity in the project, sorted (one command)."""
 
 
 def version_from_document(document: Document) -> ParameterVersion:
@@ -686,12 +692,18 @@ class MongoProvenanceRepository:
         )
 
     def recent_executions(
-        self, project_id: str, limit: int
+        self, project_id: str, limit: int, chip_id: str | None = None
     ) -> list[tuple[str, datetime, datetime | None, int]]:
-        """``(execution_id, started_at, ended_at, task_count)`` newest first (one command)."""
+        """``(execution_id, started_at, ended_at, task_count)`` newest first (one command).
+
+        With ``chip_id``, only the executions that ran a task on that chip.
+        """
+        match: Document = {"project_id": {"$eq": project_id}}
+        if chip_id is not None:
+            match["chip_id"] = {"$eq": chip_id}
         rows = self.activity_docs.aggregate(
             [
-                {"$match": {"project_id": {"$eq": project_id}}},
+                {"$match": match},
                 {
                     "$group": {
                         "_id": "$execution_id",
@@ -713,3 +725,17 @@ class MongoProvenanceRepository:
             )
             for row in rows
         ]
+
+    def activities_of_execution(self, project_id: str, execution_id: str) -> list[Activity]:
+        """The activities (task runs) of one execution, in start order (one query)."""
+        # Served by the (project_id, execution_id) index of the activities.
+        found = self.activity_docs.find(
+            {"project_id": {"$eq": project_id}, "execution_id": {"$eq": execution_id}}
+        )
+        activities = [Activity.model_validate(doc) for doc in found]
+        return sorted(activities, key=lambda a: (a.started_at, a.activity_id))
+
+    def chip_ids(self, project_id: str) -> list[str]:
+        """The chips with a recorded activity in the project, sorted (one command)."""
+        chips = self.activity_docs.distinct("chip_id", {"project_id": {"$eq": project_id}})
+        return sorted(str(chip) for chip in chips)

@@ -25,6 +25,7 @@ from qops.provenance.models import (
     ChangesResponse,
     CompareResponse,
     EntitySummary,
+    ExecutionDetail,
     ExecutionsResponse,
     ExecutionSummary,
     GraphEdge,
@@ -347,10 +348,15 @@ class ProvenanceService:
             total_executions=executions,
         )
 
-    def executions(self, limit: int = 20, project_id: str | None = None) -> ExecutionsResponse:
-        """Recent executions, newest first, with their task-run counts."""
+    def executions(
+        self, limit: int = 20, project_id: str | None = None, chip_id: str | None = None
+    ) -> ExecutionsResponse:
+        """Recent executions, newest first, with their task-run counts (of one chip)."""
         project = self._project(project_id)
-        rows = self.repository.recent_executions(project, _limit(limit))
+        if chip_id is None:
+            rows = self.repository.recent_executions(project, _limit(limit))
+        else:
+            rows = self.repository.recent_executions(project, _limit(limit), chip_id)
         return ExecutionsResponse(
             executions=[
                 ExecutionSummary(
@@ -362,6 +368,45 @@ class ProvenanceService:
                 for execution_id, started, ended, count in rows
             ]
         )
+
+    def execution(self, execution_id: str, project_id: str | None = None) -> ExecutionDetail:
+        """The task runs of one execution and the versions they wrote (two queries).
+
+        Versions are ordered by parameter, qid and version.
+
+        Raises:
+            ExecutionNotFoundError: The execution has no recorded task run in the project.
+        """
+        project = self._project(project_id)
+        activities = self.repository.activities_of_execution(project, execution_id)
+        if not activities:
+            raise ExecutionNotFoundError(execution_id, project)
+        versions = self.repository.versions_of_executions(project, [execution_id])
+        versions.sort(key=lambda v: (v.parameter_name, v.qid, v.version))
+        return ExecutionDetail(
+            execution_id=execution_id,
+            project_id=project,
+            activities=activities,
+            versions=versions,
+        )
+
+    def versions_of_executions(
+        self, execution_ids: list[str], project_id: str | None = None
+    ) -> list[ParameterVersion]:
+        """Every version the given executions wrote (one query)."""
+        if not execution_ids:
+            return []
+        return self.repository.versions_of_executions(self._project(project_id), execution_ids)
+
+    def current_versions(
+        self, chip_id: str, project_id: str | None = None
+    ) -> list[ParameterVersion]:
+        """The current version of every parameter of a chip (one query)."""
+        return self.repository.current_versions(self._project(project_id), chip_id)
+
+    def chip_ids(self, project_id: str | None = None) -> list[str]:
+        """The chips with a recorded task run in the project, sorted."""
+        return self.repository.chip_ids(self._project(project_id))
 
     def changes(
         self, limit: int = 20, within_hours: float = 24.0, project_id: str | None = None
