@@ -15,7 +15,6 @@ and a malformed one is a 422 naming the parameter.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import time
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Protocol
 from urllib.parse import urlencode
 
-import plotly
 import xarray as xr
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -33,6 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from qops.catalog.errors import DatasetFileMissingError, FileVersionNotFoundError
 from qops.catalog.models import DatasetRecord, DatasetStatus
 from qops.catalog.search import DatasetFile, DatasetPage, DatasetQuery
+from qops.console.plotly_css import plotly_style_ids
 from qops.console.plotting import MAX_PIXELS, MIN_PIXELS, parse_slices, plot_data
 from qops.console.templating import render
 from qops.errors import QopsError
@@ -42,22 +41,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/console/datasets", include_in_schema=False)
 
 _DATETIME = TypeAdapter(datetime)
-_PLOTLY_BUNDLE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-# plotly.js bundles libraries (MapLibre) that add a <style> element with a fixed id at load
-# unless an element of that id already exists.
-_BUNDLED_STYLE = re.compile(
-    r'getElementById\("([0-9a-f]{64})"\)\)\{var \w+=document\.createElement\("style"\)'
-)
-
-
-@functools.cache
-def plotly_style_ids() -> tuple[str, ...]:
-    """Return the ids of the ``<style>`` elements plotly.js adds unless they exist.
-
-    The dataset page puts an empty element of each id in its head, so plotly.js adds no
-    inline style, which the content security policy would refuse (a console error).
-    """
-    return tuple(dict.fromkeys(_BUNDLED_STYLE.findall(_PLOTLY_BUNDLE.read_text("utf-8"))))
 
 
 class DatasetCatalog(Protocol):

@@ -23,6 +23,12 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STYLESHEET_ID = "plotly.js-style-global"
 """The element id plotly.js looks for before inserting its own ``<style>``."""
 
+# plotly.js bundles libraries (MapLibre) that add a <style> element with a fixed id at load
+# unless an element of that id already exists.
+_BUNDLED_STYLE = re.compile(
+    r'getElementById\("([0-9a-f]{64})"\)\)\{var \w+=document\.createElement\("style"\)'
+)
+
 _FIRST_RULE = '"X,X div":'
 _STRING = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
 _ENTRY = re.compile(rf"\s*({_STRING}|[A-Za-z_$][\w$]*)\s*:\s*({_STRING})\s*(,|}})")
@@ -89,3 +95,14 @@ def plotly_stylesheet() -> str:
         f"/* plotly.js's own rules, read from {PLOTLY_JS.name} of plotly {plotly.__version__} */"
     )
     return "\n".join([header, *(f"{selector} {{{body}}}" for selector, body in rules.items())])
+
+
+@functools.cache
+def plotly_style_ids() -> tuple[str, ...]:
+    """Return the ids of the ``<style>`` elements plotly.js's bundled libraries add.
+
+    They add one at load unless an element of that id exists: the plot pages put an empty
+    element of each id in their head, so no inline style is added, which the content
+    security policy would refuse (a console error).
+    """
+    return tuple(dict.fromkeys(_BUNDLED_STYLE.findall(PLOTLY_JS.read_text("utf-8"))))

@@ -13,9 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from qops.console.datasets import plotly_style_ids
 from qops.console.errors import UnknownParameterError
-from qops.console.plotly_css import plotly_stylesheet
+from qops.console.plotly_css import plotly_style_ids, plotly_stylesheet
 from qops.console.provenance_views import (
     EDGE_STYLES,
     Direction,
@@ -236,7 +235,7 @@ def compare_page(
 assets = APIRouter(include_in_schema=False)
 
 
-@assets.get("/static/provenance-plotly.css")
+@assets.get("/static/plotly.css")
 def plotly_css() -> Response:
     """plotly.js's own style rules as a style sheet (see :mod:`qops.console.plotly_css`)."""
     return Response(

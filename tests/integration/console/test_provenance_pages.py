@@ -195,7 +195,7 @@ def test_malformed_entity_id_and_missing_compare_side_are_422(client: TestClient
 
 
 def test_plotly_rules_served_as_a_style_sheet(client: TestClient) -> None:
-    css = client.get("/static/provenance-plotly.css")
+    css = client.get("/static/plotly.css")
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
     assert ".js-plotly-plot .plotly .main-svg {position:absolute;" in css.text
