@@ -125,17 +125,18 @@ class DatasetRepository:
         self.collection.create_index([(COLLECTED_KEY, DESCENDING)])
 
     def backfill_search_fields(self) -> int:
-        """Write the search fields on records saved before they existed; return how many.
+        """Write the search fields on records saved before they existed; return how many records.
 
-        Two finds, not an ``$or``: records without ``set_up`` (saved before the search
-        fields), and dated records without ``collected_us`` (saved before the sort key;
-        ``$eq: null`` rather than ``$exists: false``, which the embedded server also
-        answers for a stored ``null``).
+        Two finds, not an ``$or``: records without ``attribute_pairs`` (saved before the
+        search fields), and dated records without ``collected_us`` (saved before the sort
+        key). Neither asks ``$exists: false`` of a field that may hold ``null`` (``set_up``,
+        ``collected_us``): the embedded server answers it for a stored ``null`` too, and
+        would rewrite those records every time.
         """
         fields = {"_id": 1, "attributes": 1, "collected": 1}
         missing: dict[str, Document] = {}
         for selector in (
-            {"set_up": {"$exists": False}},
+            {"attribute_pairs": {"$exists": False}},
             {COLLECTED_KEY: {"$eq": None}, "collected": {"$ne": None}},
         ):
             for document in self.collection.find(selector, fields):
@@ -144,9 +145,9 @@ class DatasetRepository:
             UpdateOne({"_id": i}, {"$set": search_fields(*_search_inputs(d))})
             for i, d in missing.items()
         ]
-        if not operations:
-            return 0
-        return self.collection.bulk_write(operations, ordered=False).modified_count
+        if operations:
+            self.collection.bulk_write(operations, ordered=False)
+        return len(operations)
 
     def get(self, uuid: str) -> DatasetRecord | None:
         """Return the dataset ``uuid``, or ``None``."""

@@ -10,7 +10,7 @@ from pymongo.database import Database
 
 from qops.catalog.errors import DatasetNotFoundError, InvalidDatasetQueryError
 from qops.catalog.models import DatasetRecord, DatasetStatus
-from qops.catalog.repository import collected_key
+from qops.catalog.repository import collected_key, dataset_document
 from qops.catalog.search import CatalogQueryService, DatasetQuery, parse_attributes
 from qops.mongo import Document
 from qops.timeutil import as_utc
@@ -262,11 +262,29 @@ def test_ensure_indexes_backfills_search_fields_of_older_records(
 ) -> None:
     older = record(0, attributes={"set-up": "fridge-9", "x.y": "1"})
     mongo_db.datasets.insert_one({"_id": older.uuid, **older.model_dump(mode="python")})
+    # Saved with set_up and attribute_pairs but before collected_us (an undated one too).
+    keyless = [record(1, attributes={"set-up": "fridge-9"}), record(2, collected=None)]
+    for item in keyless:
+        document = dataset_document(item)
+        del document["collected_us"]
+        mongo_db.datasets.insert_one(document)
     catalog = CatalogQueryService(mongo_db)
-    assert catalog.search(DatasetQuery(set_up="fridge-9")).total == 0
+    assert catalog.search(DatasetQuery(set_up="fridge-9")).total == 1
+    assert catalog.search(DatasetQuery(collected_after=T0)).total == 0
     catalog.ensure_indexes()
     assert _ids(catalog.search(DatasetQuery(attributes={"x.y": "1"})).datasets) == [older.uuid]
-    assert _ids(catalog.search(DatasetQuery(set_up="fridge-9")).datasets) == [older.uuid]
+    window = DatasetQuery(
+        set_up="fridge-9", collected_after=T0, collected_before=T0 + timedelta(hours=2)
+    )
+    assert _ids(catalog.search(window).datasets) == [keyless[0].uuid, older.uuid]
+    assert _ids(catalog.search(DatasetQuery(limit=1)).datasets) == [keyless[0].uuid]
+    keys = {d["_id"]: d.get("collected_us") for d in mongo_db.datasets.find()}
+    assert keys == {
+        older.uuid: collected_key(older.collected),
+        keyless[0].uuid: collected_key(keyless[0].collected),
+        keyless[1].uuid: None,
+    }
+    assert catalog.repository.backfill_search_fields() == 0
 
 
 def _order(records: list[DatasetRecord]) -> list[str]:
