@@ -1,7 +1,7 @@
 """Catalog search benchmark: 100 000 datasets, a tag + attribute + time-range query.
 
 Starts its own embedded MongoDB (nx-27017) in a temporary directory, inserts ``--datasets``
-documents shaped as the sync writes them (``DatasetRecord`` plus ``attribute_pairs``) with
+documents shaped as the sync writes them (``DatasetRecord`` plus the search fields) with
 ``insert_many`` under the catalog's indexes, then times :meth:`CatalogQueryService.search`
 with and without facets, and each of its commands alone, and prints the embedded server's
 plan of the page query.
@@ -32,7 +32,7 @@ from typing import Any
 from pymongo import MongoClient
 
 from qops.catalog.models import DatasetRecord, DatasetStatus, FileVersion, dataset_uuid
-from qops.catalog.repository import dataset_document
+from qops.catalog.repository import COLLECTED_KEY, dataset_document
 from qops.catalog.search import CatalogQueryService, DatasetQuery, build_filter
 from qops.mongo import Document, EmbeddedMongo
 
@@ -163,7 +163,7 @@ def main() -> int:
                 lambda p: f"{len(p.datasets)} shown of {p.total}",
             )
             base = build_filter(query)
-            sort = [("collected", -1), ("_id", -1)]
+            sort = [(COLLECTED_KEY, -1), ("_id", -1)]
             row(
                 "  page alone (find, limit 51)",
                 lambda: list(db.datasets.find(base).sort(sort).limit(51)),

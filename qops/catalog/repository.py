@@ -16,7 +16,7 @@ from pymongo.database import Database
 
 from qops.catalog.models import DatasetRecord, DiscoveryCursor, ItemState, SyncItem, SyncSource
 from qops.mongo import Document
-from qops.timeutil import utc_now
+from qops.timeutil import as_utc, epoch_microseconds, utc_now
 
 ATTRIBUTE_SEPARATOR = "\x1f"
 """Between key and value in ``attribute_pairs`` (the ASCII unit separator: not in lab text)."""
@@ -34,16 +34,36 @@ def attribute_pairs(attributes: Mapping[str, str]) -> list[str]:
 SET_UP_ATTRIBUTE = "set-up"
 """The attribute naming the set-up a run was measured on."""
 
+COLLECTED_KEY = "collected_us"
+"""The field holding :func:`collected_key` of ``collected`` (what the search sorts on)."""
 
-def search_fields(attributes: Mapping[str, str]) -> Document:
-    """The fields stored beside a record's ``attributes`` for the catalog search.
 
-    ``attribute_pairs`` (see :func:`attribute_pairs`) and ``set_up`` (the set-up attribute
-    or ``None``, a top-level scalar so it can be indexed on every server).
+def collected_key(collected: datetime | None) -> int | None:
+    """The ``collected_us`` stored beside ``collected``: its exact integer sort key.
+
+    Epoch microseconds (int64) of ``collected`` as MongoDB stores it (truncated to
+    milliseconds, the precision of a BSON date), so the key orders and compares exactly
+    like the datetime the record shows; ``None`` for an undated dataset. The search
+    compares and sorts on this key rather than on ``collected``: the embedded server
+    compares datetimes at whole seconds (``docs/mongodb.md``), integers exactly.
+    """
+    if collected is None:
+        return None
+    stored = collected.replace(microsecond=collected.microsecond // 1000 * 1000)
+    return epoch_microseconds(stored)
+
+
+def search_fields(attributes: Mapping[str, str], collected: datetime | None) -> Document:
+    """The fields stored beside a record's ``attributes`` and ``collected`` for the search.
+
+    ``attribute_pairs`` (see :func:`attribute_pairs`), ``set_up`` (the set-up attribute
+    or ``None``, a top-level scalar so it can be indexed on every server) and
+    ``collected_us`` (see :func:`collected_key`).
     """
     return {
         "attribute_pairs": attribute_pairs(attributes),
         "set_up": attributes.get(SET_UP_ATTRIBUTE),
+        COLLECTED_KEY: collected_key(collected),
     }
 
 
@@ -52,12 +72,19 @@ def dataset_document(record: DatasetRecord) -> Document:
     return {
         "_id": record.uuid,
         **record.model_dump(mode="python"),
-        **search_fields(record.attributes),
+        **search_fields(record.attributes, record.collected),
     }
 
 
 def _item_id(source: str, run_id: int) -> str:
     return f"{source}:{run_id}"
+
+
+def _search_inputs(document: Document) -> tuple[Mapping[str, str], datetime | None]:
+    """A stored dataset's ``attributes`` and ``collected`` (aware UTC), as saved."""
+    collected = document.get("collected")
+    when = as_utc(collected) if isinstance(collected, datetime) else None
+    return document.get("attributes") or {}, when
 
 
 def _strip(document: Document) -> Document:
@@ -75,36 +102,52 @@ class DatasetRepository:
     def ensure_indexes(self) -> None:
         # Serves "the dataset of run <guid> in <scope>" and makes alt_uid unique per scope.
         self.collection.create_index([("scope", ASCENDING), ("alt_uid", ASCENDING)], unique=True)
-        # Serves "datasets of a source, newest first" (catalog listings).
-        self.collection.create_index([("source", ASCENDING), ("collected", ASCENDING)])
-        # The catalog search (qops.catalog.search) sorts newest first (collected descending)
-        # and filters by equality on tags and attribute pairs, then by a collected range
+        # The catalog search (qops.catalog.search) sorts newest first on collected_us (the
+        # exact integer key of collected, descending; see collected_key) and filters by
+        # equality on tags, attribute pairs, set-up or source, then by a collected_us range
         # (equality, sort, range). Tags and attribute_pairs are both arrays, and MongoDB
         # refuses a compound index over two array fields, so each gets its own index
-        # ending in collected; the planner picks the more selective one.
+        # ending in collected_us; the planner picks the more selective one.
+        # Serves "datasets of source S, newest first [collected in a window]".
+        self.collection.create_index([("source", ASCENDING), (COLLECTED_KEY, DESCENDING)])
         # Serves "datasets tagged T, newest first [collected in a window]".
-        self.collection.create_index([("tags", ASCENDING), ("collected", DESCENDING)])
-        # Serves "datasets with attribute k=v (or set-up S), newest first [in a window]".
-        self.collection.create_index([("attribute_pairs", ASCENDING), ("collected", DESCENDING)])
+        self.collection.create_index([("tags", ASCENDING), (COLLECTED_KEY, DESCENDING)])
+        # Serves "datasets with attribute k=v, newest first [in a window]".
+        self.collection.create_index([("attribute_pairs", ASCENDING), (COLLECTED_KEY, DESCENDING)])
         # Serves "datasets of set-up S [in a window], newest first": set_up is the set-up
         # attribute copied to a top-level scalar (the embedded server cannot index the path
         # attributes.set-up: it derives an index name from it and refuses the "-").
-        self.collection.create_index([("set_up", ASCENDING), ("collected", DESCENDING)])
-        # Serves "every dataset, newest first" (the unfiltered first page) and "collected in
-        # a window". _id is not in the key: the embedded server cannot index _id in a
-        # compound key, so ties on collected are ordered by _id after the index.
-        self.collection.create_index([("collected", DESCENDING)])
+        self.collection.create_index([("set_up", ASCENDING), (COLLECTED_KEY, DESCENDING)])
+        # Serves "every dataset, newest first" (the unfiltered first page), "collected in a
+        # window" and the cursor's "collected at t, id below u" / "collected before t". _id
+        # is not in the key: the embedded server cannot index _id in a compound key, so
+        # ties on collected_us are ordered by _id after the index.
+        self.collection.create_index([(COLLECTED_KEY, DESCENDING)])
 
     def backfill_search_fields(self) -> int:
-        """Write the search fields on records saved before they existed; return how many."""
-        missing = self.collection.find({"set_up": {"$exists": False}}, {"_id": 1, "attributes": 1})
+        """Write the search fields on records saved before they existed; return how many records.
+
+        Two finds, not an ``$or``: records without ``attribute_pairs`` (saved before the
+        search fields), and dated records without ``collected_us`` (saved before the sort
+        key). Neither asks ``$exists: false`` of a field that may hold ``null`` (``set_up``,
+        ``collected_us``): the embedded server answers it for a stored ``null`` too, and
+        would rewrite those records every time.
+        """
+        fields = {"_id": 1, "attributes": 1, "collected": 1}
+        missing: dict[str, Document] = {}
+        for selector in (
+            {"attribute_pairs": {"$exists": False}},
+            {COLLECTED_KEY: {"$eq": None}, "collected": {"$ne": None}},
+        ):
+            for document in self.collection.find(selector, fields):
+                missing[document["_id"]] = document
         operations = [
-            UpdateOne({"_id": d["_id"]}, {"$set": search_fields(d.get("attributes") or {})})
-            for d in missing
+            UpdateOne({"_id": i}, {"$set": search_fields(*_search_inputs(d))})
+            for i, d in missing.items()
         ]
-        if not operations:
-            return 0
-        return self.collection.bulk_write(operations, ordered=False).modified_count
+        if operations:
+            self.collection.bulk_write(operations, ordered=False)
+        return len(operations)
 
     def get(self, uuid: str) -> DatasetRecord | None:
         """Return the dataset ``uuid``, or ``None``."""

@@ -10,6 +10,14 @@ and the next page asks for what sorts after it. A dataset synced while someone p
 either sorts before the cursor (it is not shown on later pages) or after it (it is), so
 no result shifts or repeats.
 
+The order, the cursor's comparisons and the ``collected_after`` / ``collected_before``
+window are on ``collected_us``, the exact integer key the repository stores beside
+``collected`` (epoch microseconds of the stored datetime, ``None`` when undated; see
+:func:`~qops.catalog.repository.collected_key`), never on the datetime itself: the
+embedded server compares datetimes at whole seconds, so ``collected $eq t`` would match
+every dataset of that second and ``collected $lt t`` none of them, and a cursor inside a
+second would repeat or skip its neighbours. Integers compare exactly on both servers.
+
 Every filter is plain MongoDB, served the same way by a MongoDB server and by the
 embedded server (``docs/mongodb.md`` lists where the embedded one deviates and how the
 queries here avoid it):
@@ -60,10 +68,15 @@ from qops.catalog.errors import (
     InvalidDatasetQueryError,
 )
 from qops.catalog.models import DatasetRecord, DatasetStatus, FileVersion
-from qops.catalog.repository import ATTRIBUTE_SEPARATOR, DatasetRepository, attribute_pairs
+from qops.catalog.repository import (
+    ATTRIBUTE_SEPARATOR,
+    COLLECTED_KEY,
+    DatasetRepository,
+    attribute_pairs,
+)
 from qops.export.hdf5 import read_hdf5, read_hdf5_groups
 from qops.mongo import Document
-from qops.timeutil import as_utc
+from qops.timeutil import as_utc, epoch_microseconds
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +95,7 @@ CHUNK_BYTES = 1 << 20
 """Bytes per read when a file is streamed."""
 
 _SET_UP = "set-up"
-_SORT = [("collected", DESCENDING), ("_id", DESCENDING)]
+_SORT = [(COLLECTED_KEY, DESCENDING), ("_id", DESCENDING)]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -260,12 +273,14 @@ def build_filter(query: DatasetQuery) -> dict[str, Any]:
     if query.min_ranking is not None:
         conditions.append({"ranking": {"$gte": query.min_ranking}})
     if query.collected_after is not None or query.collected_before is not None:
-        window: dict[str, datetime] = {}
+        # On the exact integer key, not on the datetime: the embedded server compares
+        # datetimes at whole seconds. Bounds keep their microseconds.
+        window: dict[str, int] = {}
         if query.collected_after is not None:
-            window["$gte"] = query.collected_after
+            window["$gte"] = epoch_microseconds(query.collected_after)
         if query.collected_before is not None:
-            window["$lt"] = query.collected_before
-        conditions.append({"collected": window})
+            window["$lt"] = epoch_microseconds(query.collected_before)
+        conditions.append({COLLECTED_KEY: window})
     # Single values as {"$eq": v}: the embedded server serves those from an index.
     for field, value in (("source", query.source), ("scope", query.scope)):
         if value is not None:
@@ -322,16 +337,22 @@ def _facet_counts(counter: Counter[str]) -> list[FacetCount]:
     return [FacetCount(value=value, count=count) for value, count in ranked[:FACET_SIZE]]
 
 
-def _sorts_after(document: Document, after: tuple[datetime | None, str]) -> bool:
-    """Whether ``document`` comes after the cursor position in the search order."""
-    collected, uuid = after
-    value = document.get("collected")
-    mine = None if value is None else as_utc(value)
-    if collected is None:
+def _sorts_after(document: Document, after: tuple[int | None, str]) -> bool:
+    """Whether ``document`` comes after the cursor position (key, id) in the search order."""
+    key, uuid = after
+    value = document.get(COLLECTED_KEY)
+    mine = None if value is None else int(value)
+    if key is None:
         return mine is None and str(document["_id"]) < uuid
     if mine is None:
         return True
-    return mine < collected or (mine == collected and str(document["_id"]) < uuid)
+    return mine < key or (mine == key and str(document["_id"]) < uuid)
+
+
+def _position(cursor: str) -> tuple[int | None, str]:
+    """The cursor's ``(collected_us, uuid)``: its time as the exact integer key."""
+    collected, uuid = decode_cursor(cursor)
+    return (None if collected is None else epoch_microseconds(collected)), uuid
 
 
 def _record(document: Document) -> DatasetRecord:
@@ -388,7 +409,7 @@ class CatalogQueryService:
             InvalidDatasetQueryError: ``query.cursor`` is malformed.
         """
         base = build_filter(query)
-        after = None if query.cursor is None else decode_cursor(query.cursor)
+        after = None if query.cursor is None else _position(query.cursor)
         scan = self._scan(base, facets)
         counted: DatasetFacets | None = None
         if scan is not None:
@@ -423,7 +444,7 @@ class CatalogQueryService:
         """
         if not base or self.facet_scan_limit <= 0:
             return None
-        fields = {"_id": 1, "collected": 1, **({"tags": 1, "attributes": 1} if facets else {})}
+        fields = {"_id": 1, COLLECTED_KEY: 1, **({"tags": 1, "attributes": 1} if facets else {})}
         limit = self.facet_scan_limit + 1
         scan = list(self.collection.find(base, fields).sort(_SORT).limit(limit).batch_size(limit))
         return scan if len(scan) <= self.facet_scan_limit else None
@@ -445,19 +466,19 @@ class CatalogQueryService:
         return list(self.collection.find(selector).sort(_SORT).limit(limit).batch_size(limit))
 
     def _page(
-        self, base: dict[str, Any], after: tuple[datetime | None, str] | None, limit: int
+        self, base: dict[str, Any], after: tuple[int | None, str] | None, limit: int
     ) -> list[Document]:
         if after is None:
             return self._find(base, limit)
-        collected, uuid = after
-        if collected is None:
+        key, uuid = after
+        if key is None:
             # Past every dated dataset: the undated ones with a smaller id.
-            return self._find(_and(base, {"collected": {"$eq": None}, "_id": {"$lt": uuid}}), limit)
-        found = self._find(
-            _and(base, {"collected": {"$eq": collected}, "_id": {"$lt": uuid}}), limit
-        )
-        found += self._find(_and(base, {"collected": {"$lt": collected}}), limit - len(found))
-        found += self._find(_and(base, {"collected": {"$eq": None}}), limit - len(found))
+            return self._find(
+                _and(base, {COLLECTED_KEY: {"$eq": None}, "_id": {"$lt": uuid}}), limit
+            )
+        found = self._find(_and(base, {COLLECTED_KEY: {"$eq": key}, "_id": {"$lt": uuid}}), limit)
+        found += self._find(_and(base, {COLLECTED_KEY: {"$lt": key}}), limit - len(found))
+        found += self._find(_and(base, {COLLECTED_KEY: {"$eq": None}}), limit - len(found))
         return found
 
     def _server_facets(

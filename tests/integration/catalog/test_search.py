@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -10,8 +10,10 @@ from pymongo.database import Database
 
 from qops.catalog.errors import DatasetNotFoundError, InvalidDatasetQueryError
 from qops.catalog.models import DatasetRecord, DatasetStatus
+from qops.catalog.repository import collected_key, dataset_document
 from qops.catalog.search import CatalogQueryService, DatasetQuery, parse_attributes
 from qops.mongo import Document
+from qops.timeutil import as_utc
 from tests.integration.catalog.catalog_records import T0, record, save
 
 
@@ -260,8 +262,163 @@ def test_ensure_indexes_backfills_search_fields_of_older_records(
 ) -> None:
     older = record(0, attributes={"set-up": "fridge-9", "x.y": "1"})
     mongo_db.datasets.insert_one({"_id": older.uuid, **older.model_dump(mode="python")})
+    # Saved with set_up and attribute_pairs but before collected_us (an undated one too).
+    keyless = [record(1, attributes={"set-up": "fridge-9"}), record(2, collected=None)]
+    for item in keyless:
+        document = dataset_document(item)
+        del document["collected_us"]
+        mongo_db.datasets.insert_one(document)
     catalog = CatalogQueryService(mongo_db)
-    assert catalog.search(DatasetQuery(set_up="fridge-9")).total == 0
+    assert catalog.search(DatasetQuery(set_up="fridge-9")).total == 1
+    assert catalog.search(DatasetQuery(collected_after=T0)).total == 0
     catalog.ensure_indexes()
     assert _ids(catalog.search(DatasetQuery(attributes={"x.y": "1"})).datasets) == [older.uuid]
-    assert _ids(catalog.search(DatasetQuery(set_up="fridge-9")).datasets) == [older.uuid]
+    window = DatasetQuery(
+        set_up="fridge-9", collected_after=T0, collected_before=T0 + timedelta(hours=2)
+    )
+    assert _ids(catalog.search(window).datasets) == [keyless[0].uuid, older.uuid]
+    assert _ids(catalog.search(DatasetQuery(limit=1)).datasets) == [keyless[0].uuid]
+    keys = {d["_id"]: d.get("collected_us") for d in mongo_db.datasets.find()}
+    assert keys == {
+        older.uuid: collected_key(older.collected),
+        keyless[0].uuid: collected_key(keyless[0].collected),
+        keyless[1].uuid: None,
+    }
+    assert catalog.repository.backfill_search_fields() == 0
+
+
+def _order(records: list[DatasetRecord]) -> list[str]:
+    """The search order of ``records``: newest first (at MongoDB's millisecond precision), ties
+    by uuid descending, undated last."""
+    dated = [r for r in records if r.collected is not None]
+    undated = [r for r in records if r.collected is None]
+    key = collected_key
+    dated.sort(key=lambda r: (key(r.collected), r.uuid), reverse=True)
+    undated.sort(key=lambda r: r.uuid, reverse=True)
+    return [r.uuid for r in dated + undated]
+
+
+@pytest.mark.parametrize("scan_limit", [0, 1000], ids=["page-finds", "one-scan"])
+@pytest.mark.parametrize("tags", [[], ["t1"]], ids=["unfiltered", "tagged"])
+def test_search_pages_through_datasets_collected_within_one_second(
+    mongo_db: Database[Document], scan_limit: int, tags: list[str]
+) -> None:
+    service = CatalogQueryService(mongo_db, facet_scan_limit=scan_limit)
+    service.ensure_indexes()
+    # Ten datasets 100 ms apart inside one second, two more on the same (sub-millisecond)
+    # instant, the neighbouring seconds, and undated ones.
+    initial = save(
+        mongo_db,
+        *(
+            record(i, tags=["t1"], collected=T0 + timedelta(milliseconds=100 * i))
+            for i in range(10)
+        ),
+        *(
+            record(20 + i, tags=["t1"], collected=T0 + timedelta(microseconds=250_400))
+            for i in (0, 1)
+        ),
+        record(30, tags=["t1"], collected=T0 - timedelta(milliseconds=1)),
+        record(31, tags=["t1"], collected=T0 + timedelta(seconds=1)),
+        record(40, tags=["t1"], collected=None),
+        record(41, tags=["t1"], collected=None),
+    )
+    expected = _order(initial)
+    present = list(initial)
+    seen: list[str] = []
+    must_show: list[str] = []
+    cursor = None
+    arrived = 0
+    while True:
+        page = service.search(DatasetQuery(tags=tags, limit=2, cursor=cursor), facets=False)
+        seen += _ids(page.datasets)
+        assert page.total == len(present)
+        # Datasets arrive inside the same second (between those seen and ahead of them).
+        arrivals = save(
+            mongo_db,
+            record(
+                100 + arrived,
+                tags=["t1"],
+                collected=T0 + timedelta(milliseconds=(930 - 100 * arrived) % 1000 + 1),
+            ),
+            record(200 + arrived, tags=["t1"], collected=T0 + timedelta(milliseconds=50 + arrived)),
+        )
+        arrived += 1
+        present += arrivals
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+        # Those sorting after the last one shown must come on a later page.
+        order = _order([*present])
+        position = order.index(seen[-1])
+        must_show += [a.uuid for a in arrivals if order.index(a.uuid) > position]
+    assert len(seen) == len(set(seen))
+    assert [i for i in seen if i in expected] == expected
+    assert set(must_show) <= set(seen)
+    assert seen == [i for i in _order(present) if i in seen]
+
+
+@pytest.mark.parametrize("scan_limit", [0, 1000], ids=["page-finds", "one-scan"])
+@pytest.mark.parametrize(
+    ("after_us", "before_us", "expected"),
+    [
+        (300_000, 700_000, [6, 5, 4, 3]),  # after inclusive, before exclusive
+        (300_001, 700_001, [7, 6, 5, 4]),  # bounds inside a millisecond
+        (300_500, None, [10, 9, 8, 7, 6, 5, 4]),
+        (None, 300_000, [2, 1, 0]),
+        (None, 1, [0]),
+        (0, 1_000_000, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]),
+        (900_001, None, [10]),
+    ],
+)
+def test_search_time_window_with_sub_second_bounds_is_exact(
+    mongo_db: Database[Document],
+    scan_limit: int,
+    after_us: int | None,
+    before_us: int | None,
+    expected: list[int],
+) -> None:
+    service = CatalogQueryService(mongo_db, facet_scan_limit=scan_limit)
+    service.ensure_indexes()
+    lab = save(
+        mongo_db,
+        *(
+            record(i, tags=["t1"], collected=T0 + timedelta(milliseconds=100 * i))
+            for i in range(10)
+        ),
+        record(10, tags=["t1"], collected=T0 + timedelta(seconds=1)),
+        record(11, tags=["t1"], collected=None),
+    )
+
+    def at(us: int | None) -> datetime | None:
+        return None if us is None else T0 + timedelta(microseconds=us)
+
+    for tags in ([], ["t1"]):
+        query = DatasetQuery(
+            tags=tags, collected_after=at(after_us), collected_before=at(before_us), limit=3
+        )
+        shown: list[str] = []
+        page = service.search(query)
+        shown += _ids(page.datasets)
+        assert page.total == len(expected)
+        while page.next_cursor is not None:
+            page = service.search(query.model_copy(update={"cursor": page.next_cursor}))
+            shown += _ids(page.datasets)
+        assert shown == [lab[i].uuid for i in expected]
+
+
+def test_saved_records_carry_the_exact_integer_key_of_collected(
+    mongo_db: Database[Document],
+) -> None:
+    dated, undated = save(
+        mongo_db,
+        record(0, collected=T0 + timedelta(microseconds=123_456)),
+        record(1, collected=None),
+    )
+    stored = mongo_db.datasets.find_one({"_id": dated.uuid})
+    assert stored is not None
+    # Milliseconds, as the datetime is stored: the key orders like the collected shown.
+    assert stored["collected_us"] == int(T0.timestamp()) * 1_000_000 + 123_000
+    assert as_utc(stored["collected"]) == T0 + timedelta(microseconds=123_000)
+    plain = mongo_db.datasets.find_one({"_id": undated.uuid})
+    assert plain is not None
+    assert plain["collected_us"] is None
