@@ -234,6 +234,16 @@ def _union(collection: Collection[Document], matches: Sequence[Document]) -> Ite
         yield from collection.aggregate(pipeline)
 
 
+def _distinct(collection: Collection[Document], field: str, match: Document) -> list[object]:
+    """The distinct values of ``field`` among documents matching ``match`` (one command).
+
+    A ``$group`` on the single field, not the ``distinct`` command: the embedded server's
+    ``distinct`` ignores its whole filter once the filter holds an ``$in`` (docs/mongodb.md).
+    """
+    rows = collection.aggregate([{"$match": match}, {"$group": {"_id": f"${field}"}}])
+    return [row["_id"] for row in rows]
+
+
 def _relation_document(relation: ProvenanceRelation) -> Document:
     return {
         "_id": f"{relation.project_id}|"
@@ -653,13 +663,8 @@ class MongoProvenanceRepository:
 
     def executions_known(self, project_id: str, execution_ids: Sequence[str]) -> set[str]:
         """Which of the execution ids have a recorded activity (one query)."""
-        return {
-            str(value)
-            for value in self.activity_docs.distinct(
-                "execution_id",
-                {"project_id": {"$eq": project_id}, "execution_id": {"$in": list(execution_ids)}},
-            )
-        }
+        match = {"project_id": {"$eq": project_id}, "execution_id": {"$in": list(execution_ids)}}
+        return {str(value) for value in _distinct(self.activity_docs, "execution_id", match)}
 
     def recent_versions(
         self, project_id: str, since: datetime, limit: int
@@ -683,7 +688,7 @@ class MongoProvenanceRepository:
                 [{"$match": query}, {"$group": {"_id": "$relation_type", "count": {"$sum": 1}}}]
             )
         }
-        executions = len(self.activity_docs.distinct("execution_id", query))
+        executions = len(_distinct(self.activity_docs, "execution_id", query))
         return (
             self.versions.count_documents(query),
             self.activity_docs.count_documents(query),
@@ -737,5 +742,5 @@ class MongoProvenanceRepository:
 
     def chip_ids(self, project_id: str) -> list[str]:
         """The chips with a recorded activity in the project, sorted (one command)."""
-        chips = self.activity_docs.distinct("chip_id", {"project_id": {"$eq": project_id}})
+        chips = _distinct(self.activity_docs, "chip_id", {"project_id": {"$eq": project_id}})
         return sorted(str(chip) for chip in chips)

@@ -154,3 +154,42 @@ def test_api_openapi_docs_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert "/provenance/lineage/{entity_id}" in paths
+
+
+def test_api_compare_of_another_projects_execution_is_404_like_an_unknown_one(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    record_chain(repository, "e1", 5.0e9)
+    repository.record(make_record("other-run", "t", {"f": 1.0}, project_id="elsewhere"))
+
+    def compare(after: str) -> tuple[int, str]:
+        response = client.get(
+            "/provenance/compare", params={"execution_id_before": "e1", "execution_id_after": after}
+        )
+        return response.status_code, response.json()["detail"]
+
+    status, detail = compare("other-run")
+    assert status == 404
+    unknown_status, unknown_detail = compare("never-ran")
+    assert unknown_status == 404
+    assert detail == unknown_detail.replace("never-ran", "other-run")
+
+
+def test_api_lineage_depth_boundary_edges_in_json_and_prov_json(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    ids = record_chain(repository, "e1", 5.0e9)
+    # depth 1 of t1: its task, the frequency and rabi; rabi was derived from the frequency
+    body = client.get(f"/provenance/lineage/{ids['t1']}", params={"max_depth": 1}).json()
+    edges = {(e["relation_type"], e["source_id"], e["target_id"]) for e in body["edges"]}
+    assert ("wasDerivedFrom", ids["rabi_amplitude"], ids["qubit_frequency"]) in edges
+    document = client.get(
+        f"/provenance/lineage/{ids['t1']}", params={"max_depth": 1, "format": "prov-json"}
+    ).json()
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    assert {
+        "prov:generatedEntity": f"qops:{ids['rabi_amplitude']}",
+        "prov:usedEntity": f"qops:{ids['qubit_frequency']}",
+    } in document["wasDerivedFrom"].values()
+    kinds = ("wasGeneratedBy", "used", "wasDerivedFrom")
+    assert sum(len(document.get(kind, {})) for kind in kinds) == len(edges)

@@ -247,10 +247,92 @@ def test_lineage_commands_grow_with_depth_not_with_nodes(
             MongoProvenanceRepository(client[mongo_settings.mongodb_db]), PROJECT
         )
         graph = counted.lineage(out, max_depth=3)
+        deep_commands = list(listener.commands)
+        listener.commands.clear()
+        shallow = counted.lineage(out, max_depth=1)
     finally:
         client.close()
 
     assert {n.node_id for n in graph.nodes} >= set(inputs)
     assert len(graph.nodes) == 61  # the fit activity, 30 inputs, their 30 activities
     # origin, one relations command per level that has a frontier, entities, activities
-    assert listener.commands == ["find", "aggregate", "aggregate", "aggregate", "find", "find"]
+    assert deep_commands == ["find", "aggregate", "aggregate", "aggregate", "find", "find"]
+    # depth 1 (the fit activity and the 30 inputs): one level, then one command for the
+    # edges leaving the deepest level (the fit activity used the 30 inputs)
+    assert len(shallow.nodes) == 31
+    assert len(shallow.edges) == 1 + 30 + 30  # generation, derivations, usages
+    assert listener.commands == ["find", "aggregate", "aggregate", "find", "find"]
+
+
+def _edges_between(mongo_db: Database[Document], node_ids: set[str]) -> set[tuple[str, str, str]]:
+    """Every stored relation of the project whose two ends are both in ``node_ids``."""
+    return {
+        (str(d["relation_type"]), str(d["source_id"]), str(d["target_id"]))
+        for d in mongo_db.provenance_relations.find({"project_id": {"$eq": PROJECT}})
+        if d["source_id"] in node_ids and d["target_id"] in node_ids
+    }
+
+
+@pytest.mark.parametrize("direction", ["lineage", "impact"])
+def test_graph_has_every_edge_between_returned_nodes_at_every_depth(
+    service: ProvenanceService,
+    repository: MongoProvenanceRepository,
+    mongo_db: Database[Document],
+    direction: str,
+) -> None:
+    # Two chains: e2's versions derive from e1's, so edges join nodes of one level and
+    # nodes of the boundary level to nodes found earlier.
+    record_chain(repository, "e1", 5.0e9)
+    record_chain(repository, "e2", 5.1e9)
+    entity_ids = [str(d["_id"]) for d in mongo_db.parameter_versions.find()]
+    query = service.lineage if direction == "lineage" else service.impact
+    checked_boundary = 0
+    for origin in entity_ids:
+        for depth in range(1, 7):
+            graph = query(origin, max_depth=depth)
+            returned = {n.node_id for n in graph.nodes} | {origin}
+            got = {(e.relation_type.value, e.source_id, e.target_id) for e in graph.edges}
+            assert got == _edges_between(mongo_db, returned), (origin, depth)
+            deepest = {n.node_id for n in graph.nodes if n.depth == depth}
+            checked_boundary += sum(1 for _, s, t in got if {s, t} <= deepest)
+    assert checked_boundary > 0  # edges within the deepest level were among those checked
+
+
+def test_lineage_depth_one_has_the_edge_between_its_two_neighbours(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    ids = record_chain(repository, "e1", 5e9)
+    graph = service.lineage(ids["rabi_amplitude"], max_depth=1)
+    edges = {(e.relation_type, e.source_id, e.target_id) for e in graph.edges}
+    # the rabi task used the frequency: both are at depth 1
+    assert (RelationType.USED, "e1:t-rabi", ids["qubit_frequency"]) in edges
+    document = service.export_prov_json(ids["rabi_amplitude"], max_depth=1)
+    assert {"prov:activity": "qops:e1:t-rabi", "prov:entity": f"qops:{ids['qubit_frequency']}"} in (
+        document["used"].values()
+    )
+
+
+def test_compare_of_another_projects_execution_is_not_found(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    record_chain(repository, "e1", 5e9)
+    repository.record(make_record("other-run", "t", {"f": 1.0}, project_id="elsewhere"))
+    with pytest.raises(ExecutionNotFoundError, match="'other-run'"):
+        service.compare("e1", "other-run")
+    with pytest.raises(ExecutionNotFoundError, match="'other-run'"):
+        service.compare("other-run", "e1")
+    assert service.compare("other-run", "other-run", project_id="elsewhere").unchanged_count == 1
+
+
+def test_stats_and_chips_count_only_the_project(
+    service: ProvenanceService, repository: MongoProvenanceRepository
+) -> None:
+    record_chain(repository, "e1", 5e9)
+    other = make_record("other-run", "t", {"f": 1.0}, project_id="elsewhere")
+    repository.record(other.model_copy(update={"chip_id": "chipX"}))
+    assert service.stats().total_executions == 1
+    assert service.stats(project_id="elsewhere").total_executions == 1
+    assert service.stats(project_id="nobody").total_executions == 0
+    assert service.chip_ids(project_id="nobody") == []
+    assert service.chip_ids() == ["64Qv3"]
+    assert service.chip_ids(project_id="elsewhere") == ["chipX"]
