@@ -237,5 +237,9 @@ def test_cli_replay_reports_dead_letters_and_unreachable_mongodb_without_traceba
     assert "replayed 1 of 3 records; 2 dead-lettered; 0 still waiting" in result.stdout
     assert "EntityIdCollisionError" in result.stdout
     assert "counts" in result.stdout
+    listed = run_qops("provenance", "replay", "--dead-letters", env=here)
+    assert listed.returncode == 0, listed.stderr
+    assert "replayed 0 of 0 records; 0 dead-lettered; 0 still waiting" in listed.stdout
+    assert listed.stdout.count("dead-lettered #") == 2
     versions, _ = repository.history(PROJECT, "x", "Q0", 10)
     assert [v.execution_id for v in versions] == ["e2"]
