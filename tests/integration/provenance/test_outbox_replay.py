@@ -39,8 +39,12 @@ def _down(tmp_path: Path) -> MongoProvenanceRepository:
 
 def _raw_append(outbox: Outbox, payload: str) -> None:
     """Append a payload as an earlier qops (without validation at build) wrote it."""
-    outbox.pending()  # creates the file and its tables
+    outbox.path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(outbox.path) as connection:
+        connection.execute(  # the table as an earlier qops created it
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "enqueued_at TEXT NOT NULL, payload TEXT NOT NULL)"
+        )
         connection.execute(
             "INSERT INTO outbox (enqueued_at, payload) VALUES ('2026-01-01T00:00:00+00:00', ?)",
             (payload,),
@@ -243,3 +247,21 @@ def test_cli_replay_reports_dead_letters_and_unreachable_mongodb_without_traceba
     assert listed.stdout.count("dead-lettered #") == 2
     versions, _ = repository.history(PROJECT, "x", "Q0", 10)
     assert [v.execution_id for v in versions] == ["e2"]
+
+
+def test_record_too_large_for_mongodb_is_dead_lettered(
+    tmp_path: Path, repository: MongoProvenanceRepository
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    failed = make_record("e1", "t", {}, status=ActivityStatus.FAILED)
+    huge = failed.model_copy(update={"error_message": "y" * (17 * 1024 * 1024)})
+    _raw_append(outbox, encode_record(huge))
+
+    recorder = ProvenanceRecorder(lambda: repository, outbox)
+    assert recorder.record(make_record("e2", "t", {"x": 1})).versions == {"x": 1}
+
+    assert outbox.pending() == 0
+    (dead,) = outbox.dead_letters()
+    assert "DocumentTooLarge" in dead.reason
+    assert dead.attempts == 1
+    assert repository.activities(PROJECT, ["e1:t"]) == []
