@@ -5,8 +5,10 @@ only supplies the run ids and the task options). A :class:`RecordedCalibration` 
 function that measures and returns its outputs; :meth:`RecordedCalibration.run`, in the
 caller's thread:
 
-1. reads the current version of each declared input parameter of the run's ``qid`` and
-   hands the values to the function as ``inputs`` (if it accepts that keyword);
+1. writes the records waiting in this machine's outbox (a task with inputs only; it fails
+   with :class:`~qops.provenance.errors.OutboxPendingError` if some still wait), then reads
+   the current version of each declared input parameter of the run's ``qid`` and hands the
+   values to the function as ``inputs`` (if it accepts that keyword);
 2. when the function returns, records the activity, ``used`` for every input, a new version
    per output, ``wasGeneratedBy`` and ``wasDerivedFrom`` (to the inputs and to the previous
    version of the same parameter), through :class:`~qops.provenance.recorder.ProvenanceRecorder`;
@@ -292,7 +294,11 @@ class RecordedCalibration:
         Raises:
             TypeError: The arguments do not fit the signature, or ``qid`` is not a
                 non-empty str.
+            OutboxPendingError: The task has inputs and records still wait in the outbox
+                (recorded as failed).
             MissingInputError: A declared input has no current version (recorded as failed).
+            InvalidValueError: An output cannot be stored (an int beyond 64 bits, a str
+                over 1 MiB; recorded as failed).
             OutputMismatchError: The function returned other outputs than declared
                 (recorded as failed).
             OutboxError: MongoDB is unreachable and the outbox cannot be written either.
