@@ -5,8 +5,10 @@ only supplies the run ids and the task options). A :class:`RecordedCalibration` 
 function that measures and returns its outputs; :meth:`RecordedCalibration.run`, in the
 caller's thread:
 
-1. reads the current version of each declared input parameter of the run's ``qid`` and
-   hands the values to the function as ``inputs`` (if it accepts that keyword);
+1. writes the records waiting in this machine's outbox (a task with inputs only; it fails
+   with :class:`~qops.provenance.errors.OutboxPendingError` if some still wait), then reads
+   the current version of each declared input parameter of the run's ``qid`` and hands the
+   values to the function as ``inputs`` (if it accepts that keyword);
 2. when the function returns, records the activity, ``used`` for every input, a new version
    per output, ``wasGeneratedBy`` and ``wasDerivedFrom`` (to the inputs and to the previous
    version of the same parameter), through :class:`~qops.provenance.recorder.ProvenanceRecorder`;
@@ -31,7 +33,7 @@ from qops.calibration.graph import input_key
 from qops.config import MongoSettings
 from qops.mongo import database
 from qops.provenance.config import ProvenanceSettings
-from qops.provenance.errors import MissingInputError, OutputMismatchError
+from qops.provenance.errors import MissingInputError, OutboxPendingError, OutputMismatchError
 from qops.provenance.models import (
     ActivityStatus,
     Agent,
@@ -40,6 +42,7 @@ from qops.provenance.models import (
     Measured,
     RecordResult,
     TaskRecord,
+    check_measured,
 )
 from qops.provenance.outbox import Outbox, outbox_path
 from qops.provenance.recorder import ProvenanceRecorder
@@ -151,10 +154,24 @@ def _normalise_outputs(
     unexpected = sorted(str(k) for k in set(returned) - set(declared))
     if missing or unexpected:
         raise OutputMismatchError(task_name, missing, unexpected)
-    return {
+    produced = {
         name: value if isinstance(value, Measured) else Measured(value=value)
         for name, value in returned.items()
     }
+    for name, measured in produced.items():
+        check_measured(name, measured, task_name)
+    return produced
+
+
+MAX_ERROR_MESSAGE = 10_000
+"""Most characters of a failed run's recorded error message (the rest is cut)."""
+
+
+def _error_message(error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    if len(text) > MAX_ERROR_MESSAGE:
+        text = text[:MAX_ERROR_MESSAGE] + f"... ({len(text) - MAX_ERROR_MESSAGE} more characters)"
+    return text
 
 
 @dataclass(frozen=True)
@@ -277,7 +294,11 @@ class RecordedCalibration:
         Raises:
             TypeError: The arguments do not fit the signature, or ``qid`` is not a
                 non-empty str.
+            OutboxPendingError: The task has inputs and records still wait in the outbox
+                (recorded as failed).
             MissingInputError: A declared input has no current version (recorded as failed).
+            InvalidValueError: An output cannot be stored (an int beyond 64 bits, a str
+                over 1 MiB; recorded as failed).
             OutputMismatchError: The function returned other outputs than declared
                 (recorded as failed).
             OutboxError: MongoDB is unreachable and the outbox cannot be written either.
@@ -290,6 +311,7 @@ class RecordedCalibration:
         recorder = ProvenanceRecorder(sink.repository, sink.outbox)
         used: dict[str, InputUse] = {}
         try:
+            self._drain_outbox(recorder)
             used = self._current_inputs(sink, run)
             named = dict(bound.arguments)
             extra = named.pop(self._var_keyword, {}) if self._var_keyword else {}
@@ -313,6 +335,28 @@ class RecordedCalibration:
             " (deferred to the outbox)" if result.deferred else "",
         )
         return CalibrationOutcome(**result.model_dump(), outputs=produced, inputs=used)
+
+    def _drain_outbox(self, recorder: ProvenanceRecorder) -> None:
+        """Write this machine's waiting records before the inputs are read.
+
+        A version measured earlier may wait in the outbox; reading the inputs first would
+        use its predecessor.
+
+        Raises:
+            OutboxPendingError: Records still wait (MongoDB unreachable, or a record
+                failing under its attempt bound); the error names them.
+        """
+        if not self.inputs or not recorder.outbox.pending():
+            return
+        recorder.replay()
+        waiting = recorder.outbox.waiting()
+        if waiting:
+            reason = (
+                recorder.last_unreachable
+                or recorder.last_report.blocked
+                or "written by another process meanwhile"
+            )
+            raise OutboxPendingError(self.name, str(recorder.outbox.path), waiting, reason)
 
     def _current_inputs(self, sink: ProvenanceSink, run: _Run) -> dict[str, InputUse]:
         """The current version of each declared input (one query per qubit of the run)."""
@@ -351,7 +395,7 @@ class RecordedCalibration:
             agent=run.agent,
             inputs=list(used.values()),
             outputs=produced,
-            error_message=f"{type(error).__name__}: {error}" if error is not None else None,
+            error_message=_error_message(error) if error is not None else None,
         )
 
 

@@ -10,8 +10,10 @@ from typing import Annotated, Literal
 
 import typer
 from pydantic import BaseModel
+from pymongo.errors import PyMongoError
 
 from qops.config import MongoSettings
+from qops.errors import QopsError
 from qops.mongo import database
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.models import GraphResponse
@@ -258,11 +260,37 @@ def export(
 
 
 @app.command()
-def replay() -> None:
-    """Write provenance records waiting in the local outbox to MongoDB, in order."""
-    settings = MongoSettings()
-    outbox = Outbox(outbox_path(settings.data_dir))
-    waiting = outbox.pending()
-    repository = MongoProvenanceRepository(database(settings))
-    written = ProvenanceRecorder(lambda: repository, outbox).replay()
-    typer.echo(f"replayed {written} of {waiting} records; {outbox.pending()} still waiting")
+def replay(
+    show_dead: Annotated[
+        bool, typer.Option("--dead-letters", help="Also list every dead-lettered record.")
+    ] = False,
+) -> None:
+    """Write provenance records waiting in the local outbox to MongoDB, in order.
+
+    A record that can never be written moves to the outbox's dead-letter table with its
+    reason, and the replay goes on. Exits 1 if records still wait.
+    """
+    try:
+        settings = MongoSettings()
+        outbox = Outbox(outbox_path(settings.data_dir))
+        waiting = outbox.pending()
+        recorder = ProvenanceRecorder(lambda: MongoProvenanceRepository(database(settings)), outbox)
+        written = recorder.replay()
+        left = outbox.pending()
+        dead = outbox.dead_letters() if show_dead else recorder.last_report.dead
+    except (QopsError, PyMongoError, ValueError, OSError) as e:
+        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        raise typer.Exit(1) from None
+    for letter in dead:
+        typer.echo(
+            f"dead-lettered #{letter.seq} {letter.summary} after {letter.attempts} attempts: "
+            f"{letter.reason}"
+        )
+    typer.echo(
+        f"replayed {written} of {waiting} records; {len(recorder.last_report.dead)} "
+        f"dead-lettered; {left} still waiting ({outbox.path})"
+    )
+    problem = recorder.last_unreachable or recorder.last_report.blocked
+    if left:
+        typer.echo(f"not drained: {problem or 'records appended meanwhile'}", err=True)
+        raise typer.Exit(1)

@@ -125,3 +125,45 @@ class OutboxError(ProvenanceError):
         self.path = path
         self.reason = reason
         super().__init__(f"provenance outbox {path}: {reason}")
+
+
+class InvalidValueError(ProvenanceError, ValueError):
+    """A task output cannot be stored (an int outside 64 bits, a str too long, ...).
+
+    Args:
+        parameter_name: The output.
+        reason: What is wrong with its value.
+        task_name: The task that returned it, if known.
+    """
+
+    def __init__(self, parameter_name: str, reason: str, task_name: str | None = None) -> None:
+        self.parameter_name = parameter_name
+        self.reason = reason
+        self.task_name = task_name
+        by = f" returned by task {task_name!r}" if task_name else ""
+        super().__init__(f"parameter {parameter_name!r}{by} cannot be recorded: {reason}")
+
+
+class OutboxPendingError(ProvenanceError):
+    """Records wait in this machine's outbox, so a task's inputs may not be current.
+
+    Args:
+        task_name: The task that needs its inputs.
+        path: The outbox file.
+        waiting: One line per waiting record (execution, task, qid, outputs).
+        reason: Why they could not be written now.
+    """
+
+    def __init__(self, task_name: str, path: str, waiting: list[str], reason: str) -> None:
+        self.task_name = task_name
+        self.path = path
+        self.waiting = waiting
+        self.reason = reason
+        shown = "; ".join(waiting[:5]) + (
+            f"; and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+        )
+        super().__init__(
+            f"task {task_name!r} does not read its inputs while {len(waiting)} provenance "
+            f"records wait in {path} ({reason}): {shown}; run `qops provenance replay` "
+            "once MongoDB is reachable"
+        )

@@ -6,9 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from qops.provenance.values import OptionalFloat, ParameterValue, ValueType
+from qops.provenance.errors import InvalidValueError
+from qops.provenance.values import (
+    MAX_TEXT_BYTES,
+    OptionalFloat,
+    ParameterValue,
+    ValueType,
+    value_problem,
+)
 from qops.timeutil import as_utc
 
 
@@ -180,6 +187,26 @@ class TaskRecord(BaseModel):
     inputs: list[InputUse] = Field(default_factory=list)
     outputs: dict[str, Measured] = Field(default_factory=dict)
     error_message: str | None = None
+
+    @model_validator(mode="after")
+    def _storable(self) -> TaskRecord:
+        """Refuse at build what MongoDB cannot store, naming the parameter."""
+        for name, measured in self.outputs.items():
+            check_measured(name, measured, self.task_name)
+        return self
+
+
+def check_measured(parameter_name: str, measured: Measured, task_name: str | None = None) -> None:
+    """Raise if ``measured`` cannot be stored as a version of ``parameter_name``.
+
+    Raises:
+        InvalidValueError: The value is outside 64 bits or too long, or the unit too long.
+    """
+    problem = value_problem(measured.value)
+    if problem is None and len(measured.unit.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        problem = f"the unit is longer than {MAX_TEXT_BYTES} UTF-8 bytes"
+    if problem is not None:
+        raise InvalidValueError(parameter_name, problem, task_name)
 
 
 class RecordResult(BaseModel):

@@ -1,7 +1,9 @@
 """Recording task runs: straight to MongoDB, or to the outbox when MongoDB is unreachable.
 
 Order is kept: while the outbox holds records, new ones join the end of it and the outbox
-is drained first, so versions are numbered in the order task runs finished.
+is drained first, so versions are numbered in the order task runs finished. A record that
+can never be written leaves the outbox for its dead-letter table (see
+:mod:`qops.provenance.outbox`).
 """
 
 from __future__ import annotations
@@ -9,13 +11,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout
+from bson.errors import InvalidDocument
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    DocumentTooLarge,
+    NetworkTimeout,
+    OperationFailure,
+)
 
 from qops.errors import MongoUnavailableError
+from qops.provenance.errors import InvalidValueError
 from qops.provenance.ids import activity_id
 from qops.provenance.models import RecordResult, TaskRecord
-from qops.provenance.outbox import Outbox
-from qops.provenance.repository import ProvenanceRepository
+from qops.provenance.outbox import Failure, Outbox, ReplayReport, record_key
+from qops.provenance.repository import EntityIdCollisionError, ProvenanceRepository
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +34,33 @@ UNREACHABLE = (MongoUnavailableError, ConnectionFailure, AutoReconnect, NetworkT
 
 Any other failure propagates, so the task run fails and Prefect retries it.
 """
+
+
+PERMANENT: tuple[type[Exception], ...] = (
+    EntityIdCollisionError,
+    InvalidValueError,
+    InvalidDocument,
+    DocumentTooLarge,
+    OverflowError,
+    ValueError,
+    TypeError,
+)
+"""Failures that mean "this record can never be written" (an int beyond 64 bits, an entity id
+held by another project, a document too large, a record that does not validate)."""
+
+_TOO_LARGE_CODES = {10334, 17419, 17420}
+"""Server error codes of a document over the BSON size limit."""
+
+
+def classify(error: Exception) -> Failure:
+    """How the outbox handles a failed write of one of its records."""
+    if isinstance(error, UNREACHABLE):
+        return Failure.UNREACHABLE
+    if isinstance(error, PERMANENT):
+        return Failure.PERMANENT
+    if isinstance(error, OperationFailure) and error.code in _TOO_LARGE_CODES:
+        return Failure.PERMANENT
+    return Failure.TRANSIENT
 
 
 class ProvenanceRecorder:
@@ -37,23 +74,40 @@ class ProvenanceRecorder:
     def __init__(self, repository: Callable[[], ProvenanceRepository], outbox: Outbox) -> None:
         self._repository = repository
         self.outbox = outbox
+        self.last_report = ReplayReport()
+        """What the last replay did (written, dead-lettered, blocked)."""
+        self.last_unreachable: str | None = None
+        """Why the last replay stopped because MongoDB is unreachable, if it did."""
 
     def record(self, record: TaskRecord) -> RecordResult:
         """Write ``record`` now if possible, else keep it in the outbox.
+
+        While the outbox holds records, ``record`` joins its end and the outbox is drained:
+        records that can never be written are dead-lettered on the way, so one bad record
+        does not hold up the others, and a run's record is kept once however often its
+        run is retried.
 
         Returns:
             What was written; ``deferred=True`` if the record waits in the outbox.
 
         Raises:
             OutboxError: MongoDB is unreachable and the outbox cannot be written either.
+            Exception: The record itself can never be written (it went to the
+                dead-letter table, or it was refused without the outbox): the error.
         """
         deferred = RecordResult(
             activity_id=activity_id(record.execution_id, record.task_id), deferred=True
         )
         if self.outbox.pending():
             self.outbox.append(record)
-            results = self._replay()
-            return results[-1] if results and not self.outbox.pending() else deferred
+            report = self._replay()
+            own = report.errors.get(record_key(record))
+            if own is not None:
+                raise own
+            if self.outbox.contains(record):
+                return deferred
+            mine = [r for r in report.written if r.activity_id == deferred.activity_id]
+            return mine[-1] if mine else deferred
         try:
             return self._repository().record(record)
         except UNREACHABLE as e:
@@ -64,19 +118,23 @@ class ProvenanceRecorder:
     def replay(self) -> int:
         """Write waiting outbox records in order; return how many were written.
 
-        Stops quietly (records stay) while MongoDB is still unreachable.
+        Stops quietly (records stay) while MongoDB is still unreachable; see
+        :attr:`last_report` for what was dead-lettered or blocks the outbox.
         """
-        return len(self._replay())
+        return len(self._replay().written)
 
-    def _replay(self) -> list[RecordResult]:
+    def _replay(self) -> ReplayReport:
+        self.last_report = ReplayReport()
+        self.last_unreachable = None
         try:
             repository = self._repository()
-            return self.outbox.replay(repository.record)
+            self.last_report = self.outbox.replay(repository.record, classify)
         except UNREACHABLE as e:
+            self.last_unreachable = f"MongoDB unreachable: {type(e).__name__}: {e}"
             logger.warning(
                 "MongoDB still unreachable; %d provenance records wait in %s: %s",
                 self.outbox.pending(),
                 self.outbox.path,
                 e,
             )
-            return []
+        return self.last_report

@@ -48,7 +48,7 @@ from qops.provenance.values import (
     json_safe,
     value_type_of,
 )
-from qops.timeutil import as_utc, utc_now
+from qops.timeutil import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -400,7 +400,9 @@ class MongoProvenanceRepository:
                     _union(self.versions, _current(record.project_id, record.qid, pending)),
                 )
             )
-            valid_from = utc_now()
+            # A version is valid from its measurement (the end of the run), also when it
+            # is written later from the outbox; never before its predecessor.
+            measured_at = record.ended_at
             operations: list[UpdateOne] = []
             planned: list[ParameterVersion] = []
             inserting: set[int] = set()
@@ -428,7 +430,9 @@ class MongoProvenanceRepository:
                     unit=measured.unit,
                     error=measured.error,
                     version=1 if previous is None else previous.version + 1,
-                    valid_from=valid_from,
+                    valid_from=measured_at
+                    if previous is None
+                    else max(measured_at, previous.valid_from),
                     execution_id=record.execution_id,
                     task_id=record.task_id,
                     task_name=record.task_name,

@@ -19,6 +19,26 @@ ValueType = Literal["float", "int", "str"]
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+"""The range of an ``int`` value: MongoDB stores integers in 64 bits."""
+
+MAX_TEXT_BYTES = 1024 * 1024
+"""Most UTF-8 bytes of a ``str`` value or a unit (a version document stays far below the
+16 MiB a MongoDB document may hold)."""
+
+
+def value_problem(value: object) -> str | None:
+    """Why ``value`` cannot be stored as a parameter value, or ``None`` if it can."""
+    if isinstance(value, bool):
+        return "a bool is not a parameter value (use 0/1 or a str)"
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return f"the int {value} is outside the 64-bit range [-2**63, 2**63 - 1]"
+    if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        return f"the str is longer than {MAX_TEXT_BYTES} UTF-8 bytes"
+    return None
+
+
 def non_finite_text(value: float) -> str | None:
     """Return the stored text of a non-finite float, ``None`` for a finite one."""
     if math.isnan(value):
