@@ -9,11 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from pymongo import MongoClient
 
 from qops.config import MongoSettings
-from qops.mongo import EmbeddedMongo, connect
+from qops.mongo import EmbeddedMongo, connect, database
 from qops.process import free_port
+from qops.provenance.api import create_app
+from qops.provenance.repository import MongoProvenanceRepository
+from qops.provenance.service import ProvenanceService
 from tests.cli import run_qops
 from tests.integration.console.serving import console_env, serving
 
@@ -142,3 +147,19 @@ def test_start_on_the_port_of_a_server_stopped_a_moment_ago(data_dir: Path) -> N
     # The stopped server's connections wait out TIME_WAIT (or FIN_WAIT2) on the port.
     assert _lingering(port), "no connection of the stopped server lingers: nothing tested"
     assert _start(data_dir, "--port", str(port)) == url
+
+
+def test_provenance_app_answers_503_for_a_configured_server_that_went_down(
+    data_dir: Path,
+) -> None:
+    embedded = EmbeddedMongo(data_dir)
+    server = embedded.ensure_running()
+    settings = MongoSettings(mongodb_url=SecretStr(server.url), mongodb_timeout_s=1)
+    repository = MongoProvenanceRepository(database(settings))
+    client = TestClient(create_app(ProvenanceService(repository, "default")))
+    assert client.get("/provenance/executions").status_code == 200
+    embedded.stop()
+    answer = client.get("/provenance/executions")
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "MongoUnavailableError"
+    assert answer.json()["detail"].startswith(f"MongoDB at {server.url} did not answer within 1 s")
