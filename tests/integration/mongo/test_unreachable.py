@@ -54,7 +54,13 @@ JSON_PATHS = [
     "/datasets/by-alt-uid?scope=lab&alt_uid=x",
     "/datasets/0b7c3f7e-0000-4000-8000-000000000000",
 ]
-PAGES = ["/console/executions", "/console/datasets", "/console/chips"]
+PAGES = [
+    "/console/executions",
+    "/console/executions/e1",
+    "/console/datasets",
+    "/console/chips",
+    "/console/chips/Q00",
+]
 
 
 def test_api_answers_503_while_the_embedded_server_is_down_and_recovers_after_restart(
