@@ -3,11 +3,13 @@
 All qops persistence goes through pymongo, on one shared client per process and server
 (:func:`connect`), closed at exit. When no URL is configured, qops starts (or reuses) an
 embedded server, the ``nx-27017`` package (MongoDB wire protocol on SQLite),
-as a detached child process on a free loopback port. Its files live in
+as a detached child process on a loopback port: a free one the first time, then the same
+one on every restart, so running clients reconnect by themselves. Its files live in
 ``<data_dir>/mongo``:
 
 - ``db/``: one SQLite file per logical database;
 - ``server.json``: pid, port and URL of the running server, so other processes reuse it;
+- ``port``: the port the last server listened on, which the next start takes again;
 - ``server.lock``: held (``flock``) by the server process for its whole life, so two
   servers can never serve the same files;
 - ``start.lock``: serialises concurrent starters;
@@ -36,7 +38,7 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
-from pymongo.errors import InvalidURI, PyMongoError
+from pymongo.errors import ConnectionFailure, InvalidURI, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from qops.config import MongoSettings
@@ -72,11 +74,52 @@ def _first_line(error: BaseException) -> str:
     return text.split(", Timeout:")[0].splitlines()[0]
 
 
+UNREACHABLE_ERRORS: tuple[type[PyMongoError], ...] = (ConnectionFailure,)
+"""pymongo's errors meaning "the server cannot be reached now" (server selection timed out,
+connection refused or reset, network timeout): :func:`unavailable` turns them into
+:class:`~qops.errors.MongoUnavailableError`."""
+
+_TIMEOUT = re.compile(r"Timeout: (?P<seconds>[0-9.]+)s")
+
+
+def unavailable(error: PyMongoError) -> MongoUnavailableError:
+    """The qops error for pymongo's ``error`` on a server that cannot be reached.
+
+    The one place where a pymongo connection failure becomes
+    :class:`~qops.errors.MongoUnavailableError` after a client was connected (the HTTP
+    app answers it with 503). The server and the timeout are those of the process's shared
+    client whose address the error names (the only one, if it names none).
+    """
+    text = str(error)
+    with _clients_lock:
+        clients = list(_clients.values())
+    chosen: MongoClient[Document] | None = None
+    for client in clients:
+        addresses = client.topology_description.server_descriptions()
+        if any(f"{host}:{port}" in text for host, port in addresses):
+            chosen = client
+            break
+    if chosen is None and len(clients) == 1:
+        chosen = clients[0]
+    if chosen is not None:
+        hosts = ",".join(
+            f"{host}:{port}" for host, port in chosen.topology_description.server_descriptions()
+        )
+        url = f"mongodb://{hosts}/"
+        timeout_s = float(chosen.options.server_selection_timeout)
+    else:
+        url = "the configured server"
+        found = _TIMEOUT.search(text)
+        timeout_s = float(found["seconds"]) if found else 0.0
+    return MongoUnavailableError(url, _first_line(error), timeout_s)
+
+
 _ClientKey = tuple[int, str, float]
 """(process id, server, timeout): what one shared client stands for."""
 
 _clients: dict[_ClientKey, MongoClient[Document]] = {}
-_clients_lock = threading.Lock()
+# Reentrant: connect() may start the embedded server, which may close clients.
+_clients_lock = threading.RLock()
 _closing_registered = False
 
 
@@ -161,8 +204,8 @@ def _close_at_exit() -> None:
 def close_clients(server: str | None = None) -> None:
     """Close the process's shared clients (of one ``server`` key only, if given).
 
-    Called at exit, and when the embedded server of a data directory is stopped (its
-    successor listens on another port, so the old client could never reach it).
+    Called at exit, and when the embedded server of a data directory restarts on another
+    port than before (the old client could never reach it; see :meth:`EmbeddedMongo.stop`).
     """
     with _clients_lock:
         keys = [key for key in _clients if server is None or key[1] == server]
@@ -255,6 +298,7 @@ class EmbeddedMongo:
         self.server_lock = self.root / "server.lock"
         self.start_lock = self.root / "start.lock"
         self.log_file = self.root / "server.log"
+        self.port_file = self.root / "port"
 
     @property
     def client_key(self) -> str:
@@ -363,9 +407,30 @@ class EmbeddedMongo:
                 )
             return self._spawn(port, timeout_s)
 
+    def _remembered_port(self) -> int | None:
+        """The port the last server listened on, if recorded."""
+        try:
+            return int(self.port_file.read_text().strip())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            logger.warning("ignoring unreadable %s: %s", self.port_file, e)
+            return None
+
     def _spawn(self, port: int | None, timeout_s: float) -> EmbeddedServer:
+        remembered = self._remembered_port()
         if port is None:
-            port = free_port()
+            if remembered is not None and port_is_free(remembered):
+                port = remembered
+            else:
+                port = free_port()
+                if remembered is not None:
+                    logger.warning(
+                        "port %d of the last embedded server is taken by another process; "
+                        "starting on %d (clients of the old port must reconnect)",
+                        remembered,
+                        port,
+                    )
         elif not port_is_free(port):
             raise EmbeddedMongoError(
                 str(self.root), f"port {port} on {LOOPBACK} is already in use by another process"
@@ -381,6 +446,10 @@ class EmbeddedMongo:
             )
         server = EmbeddedServer(pid=process.pid, port=port, data_path=str(self.db_dir))
         self._write_state(server)
+        if port != remembered:
+            self.port_file.write_text(f"{port}\n")
+            # This process's client of the old port can never reach the new server.
+            close_clients(self.client_key)
         logger.info("embedded MongoDB started at %s (pid %d)", server.url, server.pid)
         return server
 
@@ -393,6 +462,10 @@ class EmbeddedMongo:
 
     def stop(self, timeout_s: float = 10.0) -> EmbeddedServer | None:
         """Stop the running server; return what was stopped, or ``None`` if none ran.
+
+        The clients of the server stay open: until a server runs again they fail with
+        pymongo's connection errors (see :func:`unavailable`), and the next server of this
+        data directory listens on the same port, where they reconnect by themselves.
 
         Raises:
             EmbeddedMongoError: The server did not exit within ``timeout_s``.
@@ -420,6 +493,5 @@ class EmbeddedMongo:
                 time.sleep(0.05)
             with contextlib.suppress(FileNotFoundError):
                 self.state_file.unlink()
-            close_clients(self.client_key)
             logger.info("embedded MongoDB pid %d stopped", server.pid)
             return server

@@ -23,8 +23,13 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    """Whether a TCP listener could bind ``host:port`` now."""
+    """Whether a TCP listener could bind ``host:port`` now.
+
+    Checked as a server binds (``SO_REUSEADDR``): connections of a stopped server that wait
+    out ``TIME_WAIT`` on the port do not make it taken; a process listening on it does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -3,7 +3,8 @@
 :func:`create_app` is the factory; the composition root (``qops.cli``) builds the services
 and hands them in, and endpoints reach them through ``request.app.state``. One set of
 exception handlers answers for all of it: unknown things 404, bad input 422 naming the
-parameter, an unreachable database 503, as a page on console paths and as JSON elsewhere.
+parameter, an unreachable database 503 (a :class:`~qops.errors.MongoUnavailableError` or
+pymongo's own connection failure), as a page on console paths and as JSON elsewhere.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from qops.console.provenance import router as provenance_pages
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
+from qops.mongo import UNREACHABLE_ERRORS, unavailable
 from qops.provenance.api import router as provenance_router
 from qops.provenance.service import ProvenanceService
 
@@ -95,6 +97,13 @@ async def _qops_error(request: Request, error: Exception) -> Response:
     return _error_answer(request, status, title, str(error), type(error).__name__)
 
 
+async def _mongo_unreachable(request: Request, error: Exception) -> Response:
+    # A pymongo connection failure on a client that was connected: the same 503 as a
+    # MongoUnavailableError (qops.mongo.unavailable is where one becomes the other).
+    assert isinstance(error, UNREACHABLE_ERRORS)
+    return await _qops_error(request, unavailable(error))
+
+
 async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     if not wants_html(request):
@@ -151,6 +160,8 @@ def create_app(services: ConsoleServices, auth: ConsoleAuth | None = None) -> Fa
     app.mount("/static/vendor/plotly", StaticFiles(directory=_PLOTLY_JS), name="plotly")
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     app.add_exception_handler(QopsError, _qops_error)
+    for unreachable in UNREACHABLE_ERRORS:
+        app.add_exception_handler(unreachable, _mongo_unreachable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     if auth is not None:

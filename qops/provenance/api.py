@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
+from qops.mongo import UNREACHABLE_ERRORS, unavailable
 from qops.provenance.models import (
     ChangesResponse,
     CompareResponse,
@@ -147,6 +148,8 @@ def _status_of(error: QopsError) -> int:
 
 
 async def _qops_error(request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, UNREACHABLE_ERRORS):
+        error = unavailable(error)
     assert isinstance(error, QopsError)
     status = _status_of(error)
     logger.info("%s %s -> %d: %s", request.method, request.url.path, status, error)
@@ -163,4 +166,6 @@ def create_app(service: ProvenanceService) -> FastAPI:
     app.state.provenance_service = service
     app.include_router(router)
     app.add_exception_handler(QopsError, _qops_error)
+    for unreachable in UNREACHABLE_ERRORS:
+        app.add_exception_handler(unreachable, _qops_error)
     return app

@@ -90,19 +90,6 @@ def test_connect_returns_one_client_per_process_and_server(data_dir: Path) -> No
     assert connect(MongoSettings(mongodb_url=SecretStr(server.url))) is not by_url
 
 
-def test_stopping_embedded_server_drops_its_client_and_a_new_one_reaches_the_restart(
-    data_dir: Path,
-) -> None:
-    settings = MongoSettings(mongodb_url=None, data_dir=data_dir)
-    before = connect(settings)
-    before.qops.things.insert_one({"_id": "kept"})
-    EmbeddedMongo(data_dir).stop()
-
-    after = connect(settings)
-    assert after is not before
-    assert after.qops.things.find_one({"_id": "kept"}) == {"_id": "kept"}
-
-
 def test_client_is_not_shared_across_fork(data_dir: Path) -> None:
     settings = MongoSettings(mongodb_url=None, data_dir=data_dir)
     parent = connect(settings)
