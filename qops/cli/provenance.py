@@ -65,11 +65,14 @@ def history(
     qid: str,
     limit: Annotated[int, typer.Option(help="Most versions to show.")] = 20,
     project_id: ProjectOption = None,
+    chip_id: Annotated[
+        str | None, typer.Option("--chip", help="Only this chip's versions (default: every chip).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Versions of PARAMETER_NAME of QID, newest first."""
     with open_service() as service:
-        result = service.history(parameter_name, qid, limit, project_id)
+        result = service.history(parameter_name, qid, limit, project_id, chip_id)
     if as_json:
         _json(result)
         return

@@ -56,9 +56,12 @@ def get_history(
     service: Service,
     limit: int = 50,
     project_id: ProjectId = None,
+    chip_id: Annotated[
+        str | None, Query(description="Chip whose version chain to return; default every chip.")
+    ] = None,
 ) -> HistoryResponse:
     """Versions of a parameter of a qid, newest first, with ``total_versions``."""
-    return service.history(parameter_name, qid, limit, project_id)
+    return service.history(parameter_name, qid, limit, project_id, chip_id)
 
 
 def _graph_response(

@@ -200,6 +200,9 @@ class HistoryResponse(BaseModel):
     parameter_name: str
     qid: str
     project_id: str
+    chip_id: str | None = Field(
+        default=None, description="The chip whose version chain this is; null: every chip."
+    )
     versions: list[ParameterVersion]
     total_versions: int
 

@@ -145,19 +145,32 @@ class ProvenanceService:
         return version
 
     def history(
-        self, parameter_name: str, qid: str, limit: int = 50, project_id: str | None = None
+        self,
+        parameter_name: str,
+        qid: str,
+        limit: int = 50,
+        project_id: str | None = None,
+        chip_id: str | None = None,
     ) -> HistoryResponse:
-        """Versions of one parameter of one qid, newest first (two commands)."""
+        """Versions of one parameter of one qid, newest first (two commands).
+
+        With ``chip_id``, that chip's version chain; without, the versions of every chip.
+        """
         if not parameter_name or not qid:
             raise InvalidQueryError(
                 "parameter_name/qid", f"{parameter_name}/{qid}", "both non-empty"
             )
+        if chip_id is not None and not chip_id:
+            raise InvalidQueryError("chip_id", chip_id, "a non-empty chip id")
         project = self._project(project_id)
-        versions, total = self.repository.history(project, parameter_name, qid, _limit(limit))
+        versions, total = self.repository.history(
+            project, parameter_name, qid, _limit(limit), chip_id
+        )
         return HistoryResponse(
             parameter_name=parameter_name,
             qid=qid,
             project_id=project,
+            chip_id=chip_id,
             versions=versions,
             total_versions=total,
         )
