@@ -136,9 +136,12 @@ def get_changes(
     limit: int = 20,
     within_hours: float = 24.0,
     project_id: ProjectId = None,
+    chip_id: Annotated[
+        str | None, Query(description="Only this chip's changes; default every chip.")
+    ] = None,
 ) -> ChangesResponse:
     """Recent parameter changes with previous value and delta."""
-    return service.changes(limit, within_hours, project_id)
+    return service.changes(limit, within_hours, project_id, chip_id)
 
 
 def _status_of(error: QopsError) -> int:

@@ -157,9 +157,9 @@ class ProvenanceRepository(Protocol):
         """Which of the execution ids have a recorded activity."""
 
     def recent_versions(
-        self, project_id: str, since: datetime, limit: int
+        self, project_id: str, since: datetime, limit: int, chip_id: str | None = None
     ) -> tuple[list[ParameterVersion], int]:
-        """Versions valid from ``since`` on, newest first, and how many there are in all."""
+        """Versions valid from ``since`` on (of one chip), newest first, and how many in all."""
 
     def stats(self, project_id: str) -> tuple[int, int, dict[str, int], int]:
         """Counts of entities, activities, relations by type and executions."""
@@ -798,10 +798,12 @@ class MongoProvenanceRepository:
         }
 
     def recent_versions(
-        self, project_id: str, since: datetime, limit: int
+        self, project_id: str, since: datetime, limit: int, chip_id: str | None = None
     ) -> tuple[list[ParameterVersion], int]:
-        """Versions valid from ``since`` on, newest first, and how many there are in all."""
-        query = {"project_id": {"$eq": project_id}, "valid_from": {"$gte": since}}
+        """Versions valid from ``since`` on (of one chip), newest first, and how many in all."""
+        query: Document = {"project_id": {"$eq": project_id}, "valid_from": {"$gte": since}}
+        if chip_id is not None:
+            query["chip_id"] = {"$eq": chip_id}
         versions = [
             version_from_document(doc)
             for doc in self.versions.find(query)
