@@ -163,6 +163,20 @@ def test_calibrate_second_chip_of_project_keeps_first_chips_versions(
     assert used
     assert {service.entity(u).chip_id for u in used} == {"chip-two"}
 
+    # Chip one's next calibration continues chip one's chains from its own inputs.
+    again = calibrate(chip_id="chip-one", database_path=str(tmp_path / "one.db"))
+    after = repository.current_versions("default", "chip-one")
+    assert {(v.parameter_name, v.qid): v.version for v in after} == {
+        (v.parameter_name, v.qid): 2 * v.version for v in before
+    }
+    used_again = [
+        r["target_id"]
+        for r in mongo_db.provenance_relations.find({"relation_type": "used"})
+        if r["execution_id"] == again.execution_id
+    ]
+    assert used_again
+    assert {service.entity(u).chip_id for u in used_again} == {"chip-one"}
+
 
 def test_calibrate_failed_fit_skips_that_qubit_only(
     mongo_db: Database[Document], tmp_path: Path
