@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from pymongo import ASCENDING, DESCENDING, DeleteOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from qops.mongo import Document
 from qops.provenance.errors import ProvenanceError
@@ -333,7 +333,12 @@ class MongoProvenanceRepository:
             keys = tuple(str(key) for key, _direction in info.get("key", []))
             if keys == fields and info.get("unique"):
                 logger.info("dropping the index %s of %s on %s", name, VERSIONS, fields)
-                self.versions.drop_index(name)
+                try:
+                    self.versions.drop_index(name)
+                except OperationFailure:
+                    # Another process dropped it meanwhile (and relinks the chains).
+                    logger.info("index %s of %s already dropped", name, VERSIONS)
+                    continue
                 dropped = True
         return dropped
 
