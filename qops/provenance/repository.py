@@ -645,7 +645,8 @@ class MongoProvenanceRepository:
     def current_versions(self, project_id: str, chip_id: str) -> list[ParameterVersion]:
         """Return the current version of every parameter of a chip (one query).
 
-        "Current" is the newest version of each ``(parameter_name, qid)``; while a writer
+        "Current" is the newest version of each ``(parameter_name, qid)`` of the chip's own
+        chains (another chip's versions never close this chip's); while a writer
         is between inserting a version and closing its predecessor both have no
         ``valid_until``, and the newer one wins.
         """
