@@ -364,7 +364,9 @@ class RecordedCalibration:
             return {}
         used: dict[str, InputUse] = {}
         for qubit in run.qid.split("-"):
-            current = sink.repository().current_inputs(run.project_id, qubit, self.inputs)
+            current = sink.repository().current_inputs(
+                run.project_id, run.chip_id, qubit, self.inputs
+            )
             missing = [name for name in self.inputs if name not in current]
             if missing:
                 raise MissingInputError(self.name, missing, qubit, run.project_id)

@@ -29,6 +29,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 ProjectOption = Annotated[
     str | None, typer.Option("--project-id", help="Project (default QOPS_PROJECT_ID).")
 ]
+ChipOption = Annotated[
+    str | None, typer.Option("--chip", help="Only this chip's versions (default: every chip).")
+]
 DepthOption = Annotated[int, typer.Option("--max-depth", help="Hops to follow (capped at 50).")]
 
 
@@ -67,11 +70,12 @@ def history(
     qid: str,
     limit: Annotated[int, typer.Option(help="Most versions to show.")] = 20,
     project_id: ProjectOption = None,
+    chip_id: ChipOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Versions of PARAMETER_NAME of QID, newest first."""
     with open_service() as service:
-        result = service.history(parameter_name, qid, limit, project_id)
+        result = service.history(parameter_name, qid, limit, project_id, chip_id)
     if as_json:
         _json(result)
         return
@@ -187,11 +191,12 @@ def changes(
     limit: Annotated[int, typer.Option(help="Most changes to show.")] = 20,
     within_hours: Annotated[float, typer.Option(help="Look back this many hours.")] = 24.0,
     project_id: ProjectOption = None,
+    chip_id: ChipOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Recent parameter changes, newest first."""
     with open_service() as service:
-        result = service.changes(limit, within_hours, project_id)
+        result = service.changes(limit, within_hours, project_id, chip_id)
     if as_json:
         _json(result)
         return

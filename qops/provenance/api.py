@@ -57,9 +57,12 @@ def get_history(
     service: Service,
     limit: int = 50,
     project_id: ProjectId = None,
+    chip_id: Annotated[
+        str | None, Query(description="Chip whose version chain to return; default every chip.")
+    ] = None,
 ) -> HistoryResponse:
     """Versions of a parameter of a qid, newest first, with ``total_versions``."""
-    return service.history(parameter_name, qid, limit, project_id)
+    return service.history(parameter_name, qid, limit, project_id, chip_id)
 
 
 def _graph_response(
@@ -134,9 +137,12 @@ def get_changes(
     limit: int = 20,
     within_hours: float = 24.0,
     project_id: ProjectId = None,
+    chip_id: Annotated[
+        str | None, Query(description="Only this chip's changes; default every chip.")
+    ] = None,
 ) -> ChangesResponse:
     """Recent parameter changes with previous value and delta."""
-    return service.changes(limit, within_hours, project_id)
+    return service.changes(limit, within_hours, project_id, chip_id)
 
 
 def _status_of(error: QopsError) -> int:

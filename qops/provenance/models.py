@@ -89,8 +89,9 @@ class Measured(BaseModel):
 class ParameterVersion(BaseModel):
     """A PROV-DM entity: one version of a calibration parameter of one qubit or coupler.
 
-    Invariants: per ``(project_id, parameter_name, qid)`` versions are 1, 2, 3, ... with no
-    gap; ``valid_until`` is ``None`` only for the newest version.
+    Invariants: per ``(project_id, chip_id, parameter_name, qid)`` versions are 1, 2, 3, ...
+    with no gap (a chain split by chip from an older database may start above 1);
+    ``valid_until`` is ``None`` only for the newest version of the chain.
     """
 
     entity_id: str
@@ -227,6 +228,9 @@ class HistoryResponse(BaseModel):
     parameter_name: str
     qid: str
     project_id: str
+    chip_id: str | None = Field(
+        default=None, description="The chip whose version chain this is; null: every chip."
+    )
     versions: list[ParameterVersion]
     total_versions: int
 

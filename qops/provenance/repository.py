@@ -23,10 +23,10 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from qops.mongo import Document
 from qops.provenance.errors import ProvenanceError
@@ -60,6 +60,8 @@ _DUPLICATE_KEY = 11000
 UNION_CHUNK = 500
 """Most ids one relations query looks up (MongoDB allows 1000 pipeline stages)."""
 _ONE_WRITE = {"write_count": 1}
+_CHAINS_WITHOUT_CHIP = ("project_id", "parameter_name", "qid", "version")
+"""Keys of the unique version index of databases written before chains were per chip."""
 MAX_VERSION_ATTEMPTS = 64
 """How often recording retries after concurrent writers took the version it planned."""
 
@@ -118,17 +120,22 @@ class ProvenanceRepository(Protocol):
         """Return a small value that changes whenever ``current_versions`` would (one query)."""
 
     def current_inputs(
-        self, project_id: str, qid: str, parameter_names: Sequence[str]
+        self, project_id: str, chip_id: str, qid: str, parameter_names: Sequence[str]
     ) -> dict[str, ParameterVersion]:
-        """Return the current version of each named parameter of ``qid`` that has one."""
+        """Return the current version of each named parameter of ``qid`` of a chip."""
 
     def get_entity(self, project_id: str, entity_id: str) -> ParameterVersion | None:
         """Return one parameter version, or ``None``."""
 
     def history(
-        self, project_id: str, parameter_name: str, qid: str, limit: int
+        self,
+        project_id: str,
+        parameter_name: str,
+        qid: str,
+        limit: int,
+        chip_id: str | None = None,
     ) -> tuple[list[ParameterVersion], int]:
-        """Return up to ``limit`` versions newest first, and how many there are in all."""
+        """Return up to ``limit`` versions newest first (of one chip), and how many in all."""
 
     def relations_from(
         self, project_id: str, node_ids: Sequence[str], *, downstream: bool
@@ -150,9 +157,9 @@ class ProvenanceRepository(Protocol):
         """Which of the execution ids have a recorded activity."""
 
     def recent_versions(
-        self, project_id: str, since: datetime, limit: int
+        self, project_id: str, since: datetime, limit: int, chip_id: str | None = None
     ) -> tuple[list[ParameterVersion], int]:
-        """Versions valid from ``since`` on, newest first, and how many there are in all."""
+        """Versions valid from ``since`` on (of one chip), newest first, and how many in all."""
 
     def stats(self, project_id: str) -> tuple[int, int, dict[str, int], int]:
         """Counts of entities, activities, relations by type and executions."""
@@ -204,11 +211,14 @@ def _aggregated_date(value: object) -> datetime:
     return as_utc(value)
 
 
-def _current(project_id: str, qid: str, parameter_names: Iterable[str]) -> list[Document]:
-    """Matches for the current versions of parameters of a qid (the unique version index)."""
+def _current(
+    project_id: str, chip_id: str, qid: str, parameter_names: Iterable[str]
+) -> list[Document]:
+    """Matches for the current versions of parameters of a qid of one chip (the chain index)."""
     return [
         {
             "project_id": {"$eq": project_id},
+            "chip_id": {"$eq": chip_id},
             "parameter_name": {"$eq": name},
             "qid": {"$eq": qid},
             "valid_until": None,
@@ -277,11 +287,18 @@ class MongoProvenanceRepository:
 
     def ensure_indexes(self) -> None:
         """Create every index the queries below rely on (idempotent)."""
+        # A version chain is per (project, chip, parameter, qid). Databases written before
+        # chains were per chip hold a unique index without the chip, which would refuse the
+        # first version of a parameter on a second chip: it is dropped (found by its keys,
+        # the embedded server names indexes its own way).
+        if self._drop_index_on(_CHAINS_WITHOUT_CHIP):
+            self.split_chains_by_chip()
         # history, current version of a parameter, version numbering; unique: no duplicate
-        # version of a (project, parameter, qid) even with concurrent writers.
+        # version of a (project, chip, parameter, qid) even with concurrent writers.
         self.versions.create_index(
             [
                 ("project_id", ASCENDING),
+                ("chip_id", ASCENDING),
                 ("parameter_name", ASCENDING),
                 ("qid", ASCENDING),
                 ("version", DESCENDING),
@@ -318,6 +335,113 @@ class MongoProvenanceRepository:
         self.activity_docs.create_index([("activity_id", ASCENDING)], unique=True)
         # executions and stats: activities of a project by execution.
         self.activity_docs.create_index([("project_id", ASCENDING), ("execution_id", ASCENDING)])
+
+    def _drop_index_on(self, fields: tuple[str, ...]) -> bool:
+        """Drop the unique index of ``parameter_versions`` on exactly ``fields``, if any."""
+        dropped = False
+        for name, info in self.versions.index_information().items():
+            keys = tuple(str(key) for key, _direction in info.get("key", []))
+            if keys == fields and info.get("unique"):
+                logger.info("dropping the index %s of %s on %s", name, VERSIONS, fields)
+                try:
+                    self.versions.drop_index(name)
+                except OperationFailure:
+                    # Another process dropped it meanwhile (and relinks the chains).
+                    logger.info("index %s of %s already dropped", name, VERSIONS)
+                    continue
+                dropped = True
+        return dropped
+
+    def split_chains_by_chip(self) -> int:
+        """Relink versions chained across chips (as written before chains were per chip).
+
+        Within each ``(project, parameter, qid)``, a version's predecessor becomes the
+        newest earlier version of its own chip (or none); its ``wasDerivedFrom`` to a
+        version of another chip is removed unless its task run also used that version as
+        an input, and one to its own predecessor is added; every version's ``valid_until``
+        becomes its own chip's successor's ``valid_from`` (``null`` for the newest, which
+        is current again). Version numbers are kept, so a split chain may start above 1.
+        Idempotent; run once by :meth:`ensure_indexes` when it drops the old index.
+
+        Returns:
+            How many versions were relinked or reopened.
+        """
+        fields = (
+            "project_id",
+            "chip_id",
+            "parameter_name",
+            "qid",
+            "version",
+            "valid_from",
+            "previous_entity_id",
+            "execution_id",
+            "task_id",
+        )
+        groups: dict[tuple[str, str, str], list[Document]] = {}
+        for doc in self.versions.find({}, dict.fromkeys(fields, 1)):
+            key = (str(doc["project_id"]), str(doc["parameter_name"]), str(doc["qid"]))
+            groups.setdefault(key, []).append(doc)
+        version_ops: list[UpdateOne] = []
+        relation_ops: list[UpdateOne | DeleteOne] = []
+        for (project, _name, _qid), docs in groups.items():
+            docs.sort(key=lambda d: int(d["version"]))
+            old_successor = {
+                d["previous_entity_id"]: d for d in docs if d.get("previous_entity_id")
+            }
+            last_of_chip: dict[str, Document] = {}
+            new_successor: dict[str, Document | None] = {}
+            for doc in docs:
+                own = last_of_chip.get(str(doc["chip_id"]))
+                new_successor[str(doc["_id"])] = None
+                if own is not None:
+                    new_successor[str(own["_id"])] = doc
+                last_of_chip[str(doc["chip_id"])] = doc
+                old_previous = doc.get("previous_entity_id")
+                own_id = None if own is None else str(own["_id"])
+                if old_previous == own_id:
+                    continue
+                version_ops.append(
+                    UpdateOne({"_id": doc["_id"]}, {"$set": {"previous_entity_id": own_id}})
+                )
+                act_id = activity_id(str(doc["execution_id"]), str(doc["task_id"]))
+                derived = RelationType.WAS_DERIVED_FROM
+                if old_previous is not None:
+                    used = relation_key(RelationType.USED, act_id, str(old_previous))
+                    if self.relations.find_one({"_id": f"{project}|{used}"}, {"_id": 1}) is None:
+                        dropped = relation_key(derived, str(doc["_id"]), str(old_previous))
+                        relation_ops.append(DeleteOne({"_id": f"{project}|{dropped}"}))
+                if own_id is not None:
+                    relation = _relation_document(
+                        ProvenanceRelation(
+                            relation_type=derived,
+                            source_id=str(doc["_id"]),
+                            source_type=NodeType.ENTITY,
+                            target_id=own_id,
+                            target_type=NodeType.ENTITY,
+                            project_id=project,
+                            execution_id=str(doc["execution_id"]),
+                        )
+                    )
+                    relation_ops.append(
+                        UpdateOne(
+                            {"_id": relation.pop("_id")}, {"$setOnInsert": relation}, upsert=True
+                        )
+                    )
+            for doc in docs:
+                successor = new_successor[str(doc["_id"])]
+                before = old_successor.get(doc["_id"])
+                if (None if before is None else before["_id"]) == (
+                    None if successor is None else successor["_id"]
+                ):
+                    continue
+                until = None if successor is None else successor["valid_from"]
+                version_ops.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"valid_until": until}}))
+        if relation_ops:
+            self.relations.bulk_write(relation_ops, ordered=False)
+        if version_ops:
+            self.versions.bulk_write(version_ops, ordered=False)
+            logger.info("split version chains by chip: %d updates", len(version_ops))
+        return len(version_ops)
 
     # --- writing ----------------------------------------------------------------------
 
@@ -397,7 +521,10 @@ class MongoProvenanceRepository:
             current = _newest(
                 map(
                     version_from_document,
-                    _union(self.versions, _current(record.project_id, record.qid, pending)),
+                    _union(
+                        self.versions,
+                        _current(record.project_id, record.chip_id, record.qid, pending),
+                    ),
                 )
             )
             # A version is valid from its measurement (the end of the run), also when it
@@ -532,7 +659,8 @@ class MongoProvenanceRepository:
     def current_versions(self, project_id: str, chip_id: str) -> list[ParameterVersion]:
         """Return the current version of every parameter of a chip (one query).
 
-        "Current" is the newest version of each ``(parameter_name, qid)``; while a writer
+        "Current" is the newest version of each ``(parameter_name, qid)`` of the chip's own
+        chains (another chip's versions never close this chip's); while a writer
         is between inserting a version and closing its predecessor both have no
         ``valid_until``, and the newer one wins.
         """
@@ -586,13 +714,14 @@ class MongoProvenanceRepository:
         return (int(row["count"]), int(row["versions"]), int(row["writes"]))
 
     def current_inputs(
-        self, project_id: str, qid: str, parameter_names: Sequence[str]
+        self, project_id: str, chip_id: str, qid: str, parameter_names: Sequence[str]
     ) -> dict[str, ParameterVersion]:
-        """Return the current version of each named parameter of ``qid`` (one query)."""
+        """Return the current version of each named parameter of ``qid`` of a chip (one query)."""
         if not parameter_names:
             return {}
         found = map(
-            version_from_document, _union(self.versions, _current(project_id, qid, parameter_names))
+            version_from_document,
+            _union(self.versions, _current(project_id, chip_id, qid, parameter_names)),
         )
         return {name: version for (name, _), version in _newest(found).items()}
 
@@ -604,17 +733,30 @@ class MongoProvenanceRepository:
         return version_from_document(document)
 
     def history(
-        self, project_id: str, parameter_name: str, qid: str, limit: int
+        self,
+        project_id: str,
+        parameter_name: str,
+        qid: str,
+        limit: int,
+        chip_id: str | None = None,
     ) -> tuple[list[ParameterVersion], int]:
-        """Return up to ``limit`` versions newest first, and how many there are in all."""
-        query = {
+        """Return up to ``limit`` versions newest first, and how many there are in all.
+
+        With ``chip_id``, the chain of that chip (by version number, from the chain index);
+        without, the versions of every chip of the project, newest ``valid_from`` first.
+        """
+        query: Document = {
             "project_id": {"$eq": project_id},
             "parameter_name": {"$eq": parameter_name},
             "qid": {"$eq": qid},
         }
+        if chip_id is not None:
+            query["chip_id"] = {"$eq": chip_id}
+            order = [("version", DESCENDING)]
+        else:
+            order = [("valid_from", DESCENDING), ("version", DESCENDING)]
         versions = [
-            version_from_document(doc)
-            for doc in self.versions.find(query).sort("version", DESCENDING).limit(limit)
+            version_from_document(doc) for doc in self.versions.find(query).sort(order).limit(limit)
         ]
         return versions, self.versions.count_documents(query)
 
@@ -671,10 +813,12 @@ class MongoProvenanceRepository:
         return {str(value) for value in _distinct(self.activity_docs, "execution_id", match)}
 
     def recent_versions(
-        self, project_id: str, since: datetime, limit: int
+        self, project_id: str, since: datetime, limit: int, chip_id: str | None = None
     ) -> tuple[list[ParameterVersion], int]:
-        """Versions valid from ``since`` on, newest first, and how many there are in all."""
-        query = {"project_id": {"$eq": project_id}, "valid_from": {"$gte": since}}
+        """Versions valid from ``since`` on (of one chip), newest first, and how many in all."""
+        query: Document = {"project_id": {"$eq": project_id}, "valid_from": {"$gte": since}}
+        if chip_id is not None:
+            query["chip_id"] = {"$eq": chip_id}
         versions = [
             version_from_document(doc)
             for doc in self.versions.find(query)

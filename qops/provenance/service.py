@@ -145,19 +145,32 @@ class ProvenanceService:
         return version
 
     def history(
-        self, parameter_name: str, qid: str, limit: int = 50, project_id: str | None = None
+        self,
+        parameter_name: str,
+        qid: str,
+        limit: int = 50,
+        project_id: str | None = None,
+        chip_id: str | None = None,
     ) -> HistoryResponse:
-        """Versions of one parameter of one qid, newest first (two commands)."""
+        """Versions of one parameter of one qid, newest first (two commands).
+
+        With ``chip_id``, that chip's version chain; without, the versions of every chip.
+        """
         if not parameter_name or not qid:
             raise InvalidQueryError(
                 "parameter_name/qid", f"{parameter_name}/{qid}", "both non-empty"
             )
+        if chip_id is not None and not chip_id:
+            raise InvalidQueryError("chip_id", chip_id, "a non-empty chip id")
         project = self._project(project_id)
-        versions, total = self.repository.history(project, parameter_name, qid, _limit(limit))
+        versions, total = self.repository.history(
+            project, parameter_name, qid, _limit(limit), chip_id
+        )
         return HistoryResponse(
             parameter_name=parameter_name,
             qid=qid,
             project_id=project,
+            chip_id=chip_id,
             versions=versions,
             total_versions=total,
         )
@@ -419,16 +432,25 @@ class ProvenanceService:
         return self.repository.chip_ids(self._project(project_id))
 
     def changes(
-        self, limit: int = 20, within_hours: float = 24.0, project_id: str | None = None
+        self,
+        limit: int = 20,
+        within_hours: float = 24.0,
+        project_id: str | None = None,
+        chip_id: str | None = None,
     ) -> ChangesResponse:
-        """New versions from the last ``within_hours`` hours, newest first, with deltas."""
+        """New versions from the last ``within_hours`` hours (of one chip), newest first.
+
+        Each with its delta to its predecessor in its own chip's chain.
+        """
         if not math.isfinite(within_hours) or not 0 < within_hours <= MAX_WITHIN_HOURS:
             raise InvalidQueryError(
                 "within_hours", within_hours, f"a number > 0 and <= {MAX_WITHIN_HOURS}"
             )
+        if chip_id is not None and not chip_id:
+            raise InvalidQueryError("chip_id", chip_id, "a non-empty chip id")
         project = self._project(project_id)
         since = utc_now() - timedelta(hours=within_hours)
-        versions, total = self.repository.recent_versions(project, since, _limit(limit))
+        versions, total = self.repository.recent_versions(project, since, _limit(limit), chip_id)
         previous_ids = [v.previous_entity_id for v in versions if v.previous_entity_id]
         previous = {v.entity_id: v for v in self.repository.entities(project, previous_ids)}
         changes: list[ParameterChange] = []

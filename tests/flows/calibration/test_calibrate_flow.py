@@ -132,6 +132,52 @@ def test_calibrate_twice_records_v1_v2_lineage_and_artifacts(
     )
 
 
+def test_calibrate_second_chip_of_project_keeps_first_chips_versions(
+    mongo_db: Database[Document], tmp_path: Path
+) -> None:
+    """``qops calibrate --chip chip-two`` in a project that has ``chip-one`` (issue 12)."""
+    calibrate(chip_id="chip-one", database_path=str(tmp_path / "one.db"))
+    repository = MongoProvenanceRepository(mongo_db)
+    before = repository.current_versions("default", "chip-one")
+    assert len(before) == 2 * len(QUBIT_PARAMETERS) + 1
+
+    calibrate(chip_id="chip-two", database_path=str(tmp_path / "two.db"))
+
+    assert repository.current_versions("default", "chip-one") == before
+    second = repository.current_versions("default", "chip-two")
+    # Chip two's chains start afresh: the same numbers as chip one's first calibration.
+    assert {(v.parameter_name, v.qid): v.version for v in second} == {
+        (v.parameter_name, v.qid): v.version for v in before
+    }
+    service = _service(mongo_db)
+    for version in second:
+        chain = service.history(version.parameter_name, version.qid, chip_id="chip-two")
+        assert {v.chip_id for v in chain.versions} == {"chip-two"}
+        assert chain.versions[-1].previous_entity_id is None
+    # Chip two's task runs used chip two's versions only.
+    used = [
+        r["target_id"]
+        for r in mongo_db.provenance_relations.find({"relation_type": "used"})
+        if r["execution_id"] in {v.execution_id for v in second}
+    ]
+    assert used
+    assert {service.entity(u).chip_id for u in used} == {"chip-two"}
+
+    # Chip one's next calibration continues chip one's chains from its own inputs.
+    again = calibrate(chip_id="chip-one", database_path=str(tmp_path / "one.db"))
+    after = repository.current_versions("default", "chip-one")
+    assert {(v.parameter_name, v.qid): v.version for v in after} == {
+        (v.parameter_name, v.qid): 2 * v.version for v in before
+    }
+    used_again = [
+        r["target_id"]
+        for r in mongo_db.provenance_relations.find({"relation_type": "used"})
+        if r["execution_id"] == again.execution_id
+    ]
+    assert used_again
+    assert {service.entity(u).chip_id for u in used_again} == {"chip-one"}
+
+
 def test_calibrate_failed_fit_skips_that_qubit_only(
     mongo_db: Database[Document], tmp_path: Path
 ) -> None:
@@ -205,7 +251,9 @@ def test_calibrate_cz_on_uncoupled_pair_fails_clearly(
     with pytest.raises(UnknownPairError, match="Q0-Q2"):
         cz_only()
     assert (
-        MongoProvenanceRepository(mongo_db).current_inputs("default", "Q0-Q2", ["cz_fidelity"])
+        MongoProvenanceRepository(mongo_db).current_inputs(
+            "default", "chip-line", "Q0-Q2", ["cz_fidelity"]
+        )
         == {}
     )
 

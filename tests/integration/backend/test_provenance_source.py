@@ -119,8 +119,7 @@ def test_provenance_source_other_chip_and_project_are_not_reported(
     repository: MongoProvenanceRepository, record: Record, serve_source: StartServer
 ) -> None:
     record("Q0", {"t1": 5.1e-5})
-    # Versions are numbered per (project, parameter, qid): another chip of the project
-    # has its own qids.
+    # Another chip of the project, with qids of its own.
     record("Q5", {"t1": 9.9e-5, "t2_echo": 1.0e-5}, chip_id="chip-b")
     record("Q5-Q6", {"cz_fidelity": 0.5}, chip_id="chip-b")
     record("Q0", {"t1": 8.8e-5, "t2_echo": 2.0e-5}, project_id="other-lab")
@@ -134,6 +133,26 @@ def test_provenance_source_other_chip_and_project_are_not_reported(
         "t1": {"__labels__": QUBIT, "q0": 5.1e-5},
         "fridge_temperature_in_mk": 8.4,
     }
+
+
+def test_provenance_source_same_qids_on_another_chip_leave_this_chips_values(
+    repository: MongoProvenanceRepository, record: Record, serve_source: StartServer
+) -> None:
+    """Chains are per chip: calibrating chip-b's Q0 does not close this chip's Q0 (issue 12)."""
+    record("Q0", {"t1": 5.1e-5, "t2_echo": 3.2e-5})
+    record("Q0-Q1", {"cz_fidelity": 0.991})
+    address = serve_source(ProvenanceCalibrationSource(repository, PROJECT))
+
+    with MetaClient(address, timeout_s=5) as client:
+        before = client.get_dynamic()
+        other = record("Q0", {"t1": 9.9e-5, "t2_echo": 1.0e-5}, chip_id="chip-b")
+        record("Q0-Q1", {"cz_fidelity": 0.5}, chip_id="chip-b")
+        after = client.get_dynamic()
+
+    assert other.versions == {"t1": 1, "t2_echo": 1}
+    assert after == before
+    assert after["t1"] == {"__labels__": QUBIT, "q0": 5.1e-5}
+    assert after["cz_fidelity"] == {"__labels__": PAIR, "q0": {"q1": 0.991}}
 
 
 def test_merged_source_provenance_values_win_and_configured_values_fill_in(

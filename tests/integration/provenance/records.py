@@ -19,6 +19,7 @@ from qops.provenance.repository import MongoProvenanceRepository
 from qops.timeutil import utc_now
 
 PROJECT = "lab"
+CHIP = "64Qv3"
 
 
 def make_record(
@@ -31,12 +32,13 @@ def make_record(
     status: ActivityStatus = ActivityStatus.COMPLETED,
     task_name: str = "check-something",
     project_id: str = PROJECT,
+    chip_id: str = CHIP,
 ) -> TaskRecord:
     """A task record as the decorator builds it."""
     now = utc_now()
     return TaskRecord(
         project_id=project_id,
-        chip_id="64Qv3",
+        chip_id=chip_id,
         execution_id=execution_id,
         task_id=task_id,
         task_name=task_name,
@@ -62,7 +64,7 @@ def record_chain(
             execution_id, "t-freq", {"qubit_frequency": Measured(value=frequency, unit="Hz")}
         )
     )
-    freq_version = repository.current_inputs(PROJECT, "Q0", ["qubit_frequency"])
+    freq_version = repository.current_inputs(PROJECT, CHIP, "Q0", ["qubit_frequency"])
     rabi = repository.record(
         make_record(
             execution_id,
@@ -71,7 +73,7 @@ def record_chain(
             inputs=list(freq_version.values()),
         )
     )
-    inputs = repository.current_inputs(PROJECT, "Q0", ["qubit_frequency", "rabi_amplitude"])
+    inputs = repository.current_inputs(PROJECT, CHIP, "Q0", ["qubit_frequency", "rabi_amplitude"])
     t1 = repository.record(
         make_record(execution_id, "t-t1", {"t1": 5e-5}, inputs=list(inputs.values()))
     )

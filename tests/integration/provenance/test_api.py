@@ -106,6 +106,33 @@ def test_api_lineage_prov_json_is_valid_and_readable_by_prov(
     assert start.endswith("+00:00")
 
 
+def test_api_history_of_one_chip_and_of_every_chip(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    repository.record(make_record("e1", "t", {"t1": 4e-5}, chip_id="chip-a"))
+    repository.record(make_record("e2", "t", {"t1": 5e-5}, chip_id="chip-a"))
+    repository.record(make_record("e3", "t", {"t1": 6e-5}, chip_id="chip-b"))
+    params = {"parameter_name": "t1", "qid": "Q0"}
+
+    chip_a = client.get("/provenance/history", params={**params, "chip_id": "chip-a"})
+    chip_b = client.get("/provenance/history", params={**params, "chip_id": "chip-b"})
+    every = client.get("/provenance/history", params=params)
+
+    assert chip_a.status_code == chip_b.status_code == every.status_code == 200
+    assert [(v["chip_id"], v["version"]) for v in chip_a.json()["versions"]] == [
+        ("chip-a", 2),
+        ("chip-a", 1),
+    ]
+    assert chip_a.json()["chip_id"] == "chip-a"
+    assert [(v["chip_id"], v["version"]) for v in chip_b.json()["versions"]] == [("chip-b", 1)]
+    assert chip_b.json()["versions"][0]["previous_entity_id"] is None
+    assert every.json()["total_versions"] == 3
+    assert every.json()["chip_id"] is None
+    empty = client.get("/provenance/history", params={**params, "chip_id": ""})
+    assert empty.status_code == 422
+    assert "chip_id" in empty.json()["detail"]
+
+
 def test_api_history_compare_changes_stats_executions(
     client: TestClient, repository: MongoProvenanceRepository
 ) -> None:

@@ -15,7 +15,7 @@ from prov.model import ProvDocument
 from qops.process import free_port
 from qops.provenance.repository import MongoProvenanceRepository
 from tests.cli import QOPS, run_qops
-from tests.integration.provenance.records import PROJECT, record_chain
+from tests.integration.provenance.records import CHIP, PROJECT, make_record, record_chain
 
 SCHEMA = Path(__file__).parents[3] / "schemas" / "prov-json" / "prov-json.schema.json"
 
@@ -40,6 +40,23 @@ def test_cli_history_json_and_table(seeded: dict[str, str]) -> None:
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0].split()[:3] == ["version", "value", "unit"]
     assert "2 versions in all" in table.stdout
+
+
+def test_cli_history_and_changes_of_one_chip(
+    seeded: dict[str, str], repository: MongoProvenanceRepository
+) -> None:
+    repository.record(make_record("e3", "t-freq", {"qubit_frequency": 6e9}, chip_id="chip-b"))
+    own = run_qops("provenance", "history", "qubit_frequency", "Q0", "--chip", CHIP, "--json")
+    assert own.returncode == 0, own.stderr
+    assert [v["version"] for v in json.loads(own.stdout)["versions"]] == [2, 1]
+    other = run_qops("provenance", "history", "qubit_frequency", "Q0", "--chip", "chip-b", "--json")
+    assert other.returncode == 0, other.stderr
+    (first,) = json.loads(other.stdout)["versions"]
+    assert (first["version"], first["previous_entity_id"]) == (1, None)
+    changes = run_qops("provenance", "changes", "--chip", "chip-b", "--json")
+    assert changes.returncode == 0, changes.stderr
+    (change,) = json.loads(changes.stdout)["changes"]
+    assert (change["value"], change["previous_value"]) == (6e9, None)
 
 
 def test_cli_lineage_compare_and_export(seeded: dict[str, str], tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import MAX_DEPTH, ProvenanceService
 from qops.timeutil import utc_now
 from tests.integration.provenance.records import (
+    CHIP,
     PROJECT,
     CommandCounter,
     make_record,
@@ -232,7 +233,7 @@ def test_lineage_commands_grow_with_depth_not_with_nodes(
         repository.record(make_record("e1", f"in{i}", {f"p{i}": float(i)})).entity_ids[f"p{i}"]
         for i in range(30)
     ]
-    current = repository.current_inputs(PROJECT, "Q0", [f"p{i}" for i in range(30)])
+    current = repository.current_inputs(PROJECT, CHIP, "Q0", [f"p{i}" for i in range(30)])
     out = repository.record(
         make_record("e1", "fit", {"result": 1.0}, inputs=list(current.values()))
     ).entity_ids["result"]

@@ -19,6 +19,7 @@ from qops.provenance.outbox import Outbox
 from qops.provenance.recorder import ProvenanceRecorder
 from qops.provenance.repository import EntityIdCollisionError, MongoProvenanceRepository
 from tests.integration.provenance.records import (
+    CHIP,
     PROJECT,
     CommandCounter,
     make_record,
@@ -82,7 +83,7 @@ def test_record_same_run_twice_writes_everything_once(
     repository: MongoProvenanceRepository, mongo_db: Database[Document]
 ) -> None:
     ids = record_chain(repository, "exec-1", 5e9)
-    inputs = repository.current_inputs(PROJECT, "Q0", ["qubit_frequency", "rabi_amplitude"])
+    inputs = repository.current_inputs(PROJECT, CHIP, "Q0", ["qubit_frequency", "rabi_amplitude"])
     t1_again = make_record("exec-1", "t-t1", {"t1": 5e-5}, inputs=list(inputs.values()))
     counts = {c: mongo_db[c].count_documents({}) for c in mongo_db.list_collection_names()}
 
@@ -121,7 +122,7 @@ def test_record_commands_do_not_grow_with_parameter_count(
     try:
         counted = MongoProvenanceRepository(client[mongo_settings.mongodb_db])
         inputs = list(
-            repository.current_inputs(PROJECT, "Q0", ["p0"]).values()
+            repository.current_inputs(PROJECT, CHIP, "Q0", ["p0"]).values()
         )  # none yet: first runs have no inputs
         per_size: dict[int, int] = {}
         for size in (1, 40):

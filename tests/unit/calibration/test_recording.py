@@ -34,19 +34,19 @@ SETTINGS = ProvenanceSettings(project_id="lab", chip_id="chip-1")
 
 class InProcessRepository:
     """The two calls the recording core makes, kept in memory: versions numbered per
-    ``(project, parameter, qid)``, every record kept."""
+    ``(project, chip, parameter, qid)``, every record kept."""
 
     def __init__(self) -> None:
         self.records: list[TaskRecord] = []
-        self.versions: dict[tuple[str, str, str], ParameterVersion] = {}
+        self.versions: dict[tuple[str, str, str, str], ParameterVersion] = {}
 
     def current_inputs(
-        self, project_id: str, qid: str, parameter_names: Sequence[str]
+        self, project_id: str, chip_id: str, qid: str, parameter_names: Sequence[str]
     ) -> dict[str, ParameterVersion]:
         return {
-            name: self.versions[(project_id, name, qid)]
+            name: self.versions[(project_id, chip_id, name, qid)]
             for name in parameter_names
-            if (project_id, name, qid) in self.versions
+            if (project_id, chip_id, name, qid) in self.versions
         }
 
     def record(self, record: TaskRecord) -> RecordResult:
@@ -54,7 +54,7 @@ class InProcessRepository:
         written: dict[str, int] = {}
         ids: dict[str, str] = {}
         for name, measured in record.outputs.items():
-            key = (record.project_id, name, record.qid)
+            key = (record.project_id, record.chip_id, name, record.qid)
             previous = self.versions.get(key)
             version = previous.version + 1 if previous else 1
             ids[name] = entity_id(name, record.qid, record.execution_id, record.task_id)
