@@ -60,7 +60,9 @@ def _table(
         by_qid.setdefault(value.qid, {})[value.parameter_name] = Cell(
             value=format_value(value.value),
             unit=version.unit if version is not None else "",
-            history_url=parameter_url(value.parameter_name, value.qid),
+            history_url=parameter_url(
+                value.parameter_name, value.qid, None if version is None else version.chip_id
+            ),
             entity_url=None if version is None else entity_url(version.entity_id),
         )
     rows = [

@@ -52,10 +52,17 @@ def parameter_history(
     parameter_name: Annotated[str, Path(min_length=1)],
     qid: Annotated[str, Path(min_length=1)],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
+    chip: Annotated[
+        str | None, Query(min_length=1, description="One chip's version chain; default: all.")
+    ] = None,
 ) -> Response:
-    """The versions of one parameter of one qid: a table and a plot of value over time."""
+    """The versions of one parameter of one qid: a table and a plot of value over time.
+
+    Versions are chained per chip: with ``chip`` the page shows that chip's chain, without
+    it the versions of every chip, newest first, each with its chip.
+    """
     service = provenance_service(request)
-    history = service.history(parameter_name, qid, limit)
+    history = service.history(parameter_name, qid, limit, chip_id=chip)
     if history.total_versions == 0:
         raise UnknownParameterError(parameter_name, qid, history.project_id)
     figure = history_figure(parameter_name, qid, history.versions)
@@ -63,6 +70,8 @@ def parameter_history(
         "title": f"{parameter_name} of {qid}",
         "history": history,
         "rows": history_rows(history.versions),
+        "chip": chip,
+        "all_chips_url": None if chip is None else parameter_url(parameter_name, qid),
         "figure_json": None if figure is None else json.dumps(figure),
         "plotly_style_ids": plotly_style_ids(),
     }
@@ -90,7 +99,7 @@ def entity_page(
         "error": format_value(version.error),
         "valid_from": format_time(version.valid_from),
         "valid_until": format_time(version.valid_until) or "current",
-        "history_url": parameter_url(version.parameter_name, version.qid),
+        "history_url": parameter_url(version.parameter_name, version.qid, version.chip_id),
         "execution_url": execution_url(version.execution_id),
         "other_direction_url": entity_url(
             entity_id, "impact" if direction == "lineage" else "lineage", depth
@@ -141,7 +150,7 @@ def execution_page(request: Request, execution_id: str) -> Response:
             "unit": v.unit,
             "task": v.task_name,
             "url": entity_url(v.entity_id),
-            "history_url": parameter_url(v.parameter_name, v.qid),
+            "history_url": parameter_url(v.parameter_name, v.qid, v.chip_id),
         }
         for v in detail.versions
     ]

@@ -41,9 +41,10 @@ def segment(text: str) -> str:
     return quote(text, safe="")
 
 
-def parameter_url(parameter_name: str, qid: str) -> str:
-    """The history page of a parameter of a qid."""
-    return f"/console/parameters/{segment(parameter_name)}/{segment(qid)}"
+def parameter_url(parameter_name: str, qid: str, chip_id: str | None = None) -> str:
+    """The history page of a parameter of a qid (of one chip's version chain, if given)."""
+    page = f"/console/parameters/{segment(parameter_name)}/{segment(qid)}"
+    return page if chip_id is None else f"{page}?{urlencode({'chip': chip_id})}"
 
 
 def entity_url(entity_id: str, direction: Direction = "lineage", depth: int | None = None) -> str:
@@ -103,6 +104,7 @@ class HistoryRow:
     execution_url: str
     task_name: str
     entity_url: str
+    chip_id: str
 
 
 def history_rows(versions: Sequence[ParameterVersion]) -> list[HistoryRow]:
@@ -119,6 +121,7 @@ def history_rows(versions: Sequence[ParameterVersion]) -> list[HistoryRow]:
             execution_url=execution_url(v.execution_id),
             task_name=v.task_name,
             entity_url=entity_url(v.entity_id),
+            chip_id=v.chip_id,
         )
         for v in versions
     ]

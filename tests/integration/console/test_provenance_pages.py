@@ -67,6 +67,23 @@ def test_parameter_history_lists_both_versions_and_carries_the_plot(
     assert "<script>" not in page.text
 
 
+def test_parameter_history_of_one_chip_shows_its_chain_and_chip_links_carry_it(
+    client: TestClient, lab: CalibratedLab
+) -> None:
+    """Versions are chained per chip: the chip page links each value's history on its chip."""
+    chip_id = CHIP.chip_id
+    page = client.get("/console/parameters/t1/Q0", params={"chip": chip_id})
+    assert page.status_code == 200
+    assert re.findall(r'<tr data-version="(\d+)">', page.text) == ["2", "1"]
+    assert f"<td>{html.escape(chip_id)}</td>" in page.text
+    assert 'id="all-chips" href="/console/parameters/t1/Q0"' in page.text
+    other = client.get("/console/parameters/t1/Q0", params={"chip": "no-such-chip"})
+    assert other.status_code == 404
+    assert client.get("/console/parameters/t1/Q0", params={"chip": ""}).status_code == 422
+    chip_page = client.get(f"/console/chips/{chip_id}")
+    assert f'href="/console/parameters/t1/Q0?chip={quote(chip_id, safe="")}"' in chip_page.text
+
+
 def test_entity_page_draws_lineage_with_nodes_linking_to_their_pages(
     client: TestClient, lab: CalibratedLab
 ) -> None:
