@@ -74,10 +74,15 @@ def home(request: Request) -> Response:
     return render(request, "home.html", {"title": "qops"})
 
 
-def _status_of(error: QopsError) -> int:
+def status_of(error: QopsError) -> int:
+    """The HTTP status of a qops error: 404 not found, 503 database unreachable, else 422.
+
+    A qops error raised from one of pymongo's connection failures (the backend's state
+    store and calibration source wrap theirs) is a 503 too: the database did not answer.
+    """
     if isinstance(error, NotFoundError):
         return 404
-    if isinstance(error, MongoUnavailableError):
+    if isinstance(error, MongoUnavailableError) or isinstance(error.__cause__, UNREACHABLE_ERRORS):
         return 503
     return 422
 
@@ -91,7 +96,7 @@ def _error_answer(request: Request, status: int, title: str, detail: str, kind: 
 
 async def _qops_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, QopsError)
-    status = _status_of(error)
+    status = status_of(error)
     logger.info("%s %s -> %d: %s", request.method, request.url.path, status, error)
     title = {404: "Not found", 503: "Database unavailable"}.get(status, "Bad request")
     return _error_answer(request, status, title, str(error), type(error).__name__)

@@ -62,3 +62,26 @@ def test_malformed_api_parameter_is_422_naming_it(client: TestClient) -> None:
     answer = client.get("/provenance/executions", params={"limit": "many"})
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+def test_qops_error_from_an_unreachable_database_is_503() -> None:
+    """A wrapped pymongo connection failure (as the backend state store raises) is a 503."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    from qops.backend.errors import StateStoreError
+    from qops.console.app import status_of
+    from qops.process import free_port
+
+    client: MongoClient[dict[str, object]] = MongoClient(
+        f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=200
+    )
+    try:
+        client.admin.command("ping")
+    except PyMongoError as e:
+        wrapped = StateStoreError("chip-a", f"cannot read backend_state: {e}")
+        wrapped.__cause__ = e
+    finally:
+        client.close()
+    assert status_of(wrapped) == 503
+    assert status_of(StateStoreError("chip-a", "a stored mark is malformed")) == 422
