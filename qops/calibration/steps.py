@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol, TypeVar
 
@@ -21,6 +23,7 @@ from qcodes.parameters import Parameter
 
 from qops.calibration.errors import FitError, InvalidInputError, MissingInputError
 from qops.calibration.graph import StepName, required_inputs
+from qops.calibration.instruments import measurement_context
 from qops.calibration.measurement import (
     Knob,
     MeasurementContext,
@@ -28,9 +31,12 @@ from qops.calibration.measurement import (
     Recording,
     Trace,
 )
+from qops.calibration.plan import ChipSpec
+from qops.calibration.recording import InputValues
 from qops.chip import fitting, physics
 from qops.chip.fitting import Estimate, FitProblem
 from qops.chip.physics import FloatArray
+from qops.provenance.models import Measured
 
 logger = logging.getLogger(__name__)
 
@@ -628,3 +634,35 @@ def run_step(
             ``check_*``).
     """
     return STEP_FUNCTIONS[StepName(step)](context, target, inputs)
+
+
+def step_task_name(step: StepName, separator: str = "-") -> str:
+    """``CheckT2Echo`` -> ``check-t2-echo`` (or ``check_t2_echo``): the task name of a step."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", separator, step.value).lower()
+
+
+def step_measurement(step: StepName) -> Callable[..., Mapping[str, Measured]]:
+    """The body of the calibration task of ``step``, with the parameters it is recorded by.
+
+    The function measures ``qid`` on the simulated chip through QCoDeS, fits and returns
+    the outputs; ``tasks/calibration.py`` wraps it as a Prefect task, and a calibration
+    recorded without Prefect (``RecordedCalibration``) calls the same function.
+    """
+
+    def measure(
+        qid: str,
+        chip: ChipSpec,
+        epoch: int,
+        database_path: str,
+        execution_id: str,
+        project_id: str,
+        chip_id: str,
+        inputs: InputValues,
+    ) -> Mapping[str, Measured]:
+        context = measurement_context(chip, epoch, Path(database_path), execution_id)
+        values = {key: float(use.value) for key, use in inputs.items()}
+        return run_step(context, step, qid, values).outputs
+
+    measure.__name__ = step_task_name(step, "_")
+    measure.__qualname__ = measure.__name__
+    return measure

@@ -11,16 +11,15 @@ and compare have something to show.
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from qops.calibration.graph import CALIBRATION_STEPS, StepName, StepSpec
-from qops.calibration.instruments import close_instruments, measurement_context
+from qops.calibration.instruments import close_instruments
 from qops.calibration.plan import (
     ChipSpec,
     StepOutcome,
@@ -32,13 +31,12 @@ from qops.calibration.plan import (
 )
 from qops.calibration.recording import (
     CalibrationOutcome,
-    InputValues,
     ProvenanceSink,
     RecordedCalibration,
     RunIds,
 )
 from qops.calibration.session import calibration_session
-from qops.calibration.steps import run_step
+from qops.calibration.steps import step_measurement, step_task_name
 from qops.catalog.service import SyncService
 from qops.catalog.settings import SyncSettings
 from qops.catalog.sources import SyncSources
@@ -56,25 +54,12 @@ CHIP = ChipSpec(chip_id="chip-console", n_qubits=2, topology=((0, 1),), seed=202
 
 def _recorded(spec: StepSpec) -> RecordedCalibration:
     """The calibration function of one step, as ``tasks/calibration.py`` builds it."""
-    step = spec.name
-
-    def measure(
-        qid: str,
-        chip: ChipSpec,
-        epoch: int,
-        database_path: str,
-        execution_id: str,
-        project_id: str,
-        chip_id: str,
-        inputs: InputValues,
-    ) -> Mapping[str, Measured]:
-        context = measurement_context(chip, epoch, Path(database_path), execution_id)
-        values = {key: float(use.value) for key, use in inputs.items()}
-        return run_step(context, step, qid, values).outputs
-
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", step.value).lower()
     return RecordedCalibration(
-        measure, outputs=spec.outputs, inputs=spec.inputs, name=name, task_type=spec.scope.value
+        step_measurement(spec.name),
+        outputs=spec.outputs,
+        inputs=spec.inputs,
+        name=step_task_name(spec.name),
+        task_type=spec.scope.value,
     )
 
 
