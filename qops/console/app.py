@@ -32,9 +32,10 @@ from qops.console.provenance import assets as provenance_assets
 from qops.console.provenance import router as provenance_pages
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
-from qops.errors import MongoUnavailableError, NotFoundError, QopsError
+from qops.errors import QopsError
 from qops.mongo import UNREACHABLE_ERRORS, unavailable
 from qops.provenance.api import router as provenance_router
+from qops.provenance.api import status_of
 from qops.provenance.service import ProvenanceService
 
 logger = logging.getLogger(__name__)
@@ -72,19 +73,6 @@ pages = APIRouter(include_in_schema=False)
 def home(request: Request) -> Response:
     """The console's start page."""
     return render(request, "home.html", {"title": "qops"})
-
-
-def status_of(error: QopsError) -> int:
-    """The HTTP status of a qops error: 404 not found, 503 database unreachable, else 422.
-
-    A qops error raised from one of pymongo's connection failures (the backend's state
-    store and calibration source wrap theirs) is a 503 too: the database did not answer.
-    """
-    if isinstance(error, NotFoundError):
-        return 404
-    if isinstance(error, MongoUnavailableError) or isinstance(error.__cause__, UNREACHABLE_ERRORS):
-        return 503
-    return 422
 
 
 def _error_answer(request: Request, status: int, title: str, detail: str, kind: str) -> Response:

@@ -145,10 +145,16 @@ def get_changes(
     return service.changes(limit, within_hours, project_id, chip_id)
 
 
-def _status_of(error: QopsError) -> int:
+def status_of(error: QopsError) -> int:
+    """The HTTP status of a qops error: 404 not found, 503 database unreachable, else 422.
+
+    A qops error raised from one of pymongo's connection failures (the backend's state
+    store and calibration source wrap theirs) is a 503 too: the database did not answer.
+    The console's app answers with the same statuses.
+    """
     if isinstance(error, NotFoundError):
         return 404
-    if isinstance(error, MongoUnavailableError):
+    if isinstance(error, MongoUnavailableError) or isinstance(error.__cause__, UNREACHABLE_ERRORS):
         return 503
     return 422
 
@@ -157,7 +163,7 @@ async def _qops_error(request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, UNREACHABLE_ERRORS):
         error = unavailable(error)
     assert isinstance(error, QopsError)
-    status = _status_of(error)
+    status = status_of(error)
     logger.info("%s %s -> %d: %s", request.method, request.url.path, status, error)
     return JSONResponse({"detail": str(error), "error": type(error).__name__}, status)
 

@@ -70,7 +70,7 @@ def test_qops_error_from_an_unreachable_database_is_503() -> None:
     from pymongo.errors import PyMongoError
 
     from qops.backend.errors import StateStoreError
-    from qops.console.app import status_of
+    from qops.provenance.api import status_of
     from qops.process import free_port
 
     client: MongoClient[dict[str, object]] = MongoClient(
