@@ -199,6 +199,18 @@ def main() -> int:
                 lambda: service.search(text_query),
                 lambda p: f"{len(p.datasets)} shown of {p.total}",
             )
+            text_tag_query = DatasetQuery(text="Q3", tags=["t1"])
+            row(
+                "free text 'Q3' + tag t1, facets",
+                lambda: service.search(text_tag_query),
+                lambda p: f"{len(p.datasets)} shown of {p.total}",
+            )
+            text_alone = DatasetQuery(text="t1 Q3")
+            row(
+                "free text 't1 Q3' alone, facets",
+                lambda: service.search(text_alone),
+                lambda p: f"{len(p.datasets)} shown of {p.total}",
+            )
             row(
                 "unfiltered first page, no facets",
                 lambda: service.search(DatasetQuery(), facets=False),

@@ -50,10 +50,10 @@ QUBITS = [f"Q{i}" for i in range(8)]
 CALIBRATIONS = 20
 HISTORY_VERSIONS = 500
 STEPS = (
-    ("check-frequency", (), ("qubit_frequency",)),
-    ("check-rabi", ("qubit_frequency",), ("pi_amplitude",)),
-    ("check-t1", ("qubit_frequency", "pi_amplitude"), ("t1",)),
-    ("check-t2", ("qubit_frequency", "pi_amplitude"), ("t2_echo",)),
+    ("CheckFrequency", (), ("qubit_frequency",)),
+    ("CheckRabi", ("qubit_frequency",), ("pi_amplitude",)),
+    ("CheckT1", ("qubit_frequency", "pi_amplitude"), ("t1",)),
+    ("CheckT2Echo", ("qubit_frequency", "pi_amplitude"), ("t2_echo",)),
 )
 AGENT = Agent(agent_type=AgentType.SYSTEM, name="bench:calibrate")
 
@@ -103,7 +103,7 @@ def populate(repository: MongoProvenanceRepository) -> str:
                     last_t1 = written["t1"]
     for index in range(HISTORY_VERSIONS):
         value = Measured(value=5e-5 + 1e-7 * index, unit="s", error=1e-6)
-        _record(repository, f"history-{index:04d}", "check-t1", "Q99", (), {"t1": value})
+        _record(repository, f"history-{index:04d}", "CheckT1", "Q99", (), {"t1": value})
     return last_t1
 
 

@@ -3,9 +3,12 @@
 For payloads of 10, 1 000 and 10 000 samples: p50 and p99 of a full get_dynamic through
 MetaClient and MetaServer (schema validation of every message on both sides, the payload
 built from an in-memory calibration source), next to a bare REQ/REP exchange that sends the
-same request bytes and gets the same reply bytes back without any processing. Both servers
-run in a child process (2300 and 2200 are separate processes), and the two measurements are
-interleaved in blocks within one run so both see the same machine load.
+same request bytes and gets the same reply bytes back without any processing. A third
+column is the server as ``qops backend serve`` runs it, reading the calibration source on a
+worker thread (``calibration_timeout_s``). Every server runs in a child process (2300 and
+2200 are separate processes), and the measurements are interleaved in blocks within one run
+so all see the same machine load. Then the time to check one success reply against the
+get_dynamic schema: ``jsonschema_rs`` (what qops uses) and ``jsonschema``.
 
 Usage: .venv/bin/python bench/meta_roundtrip.py [--rounds N]
 """
@@ -13,9 +16,11 @@ Usage: .venv/bin/python bench/meta_roundtrip.py [--rounds N]
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import statistics
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import orjson
@@ -27,7 +32,7 @@ from qops.backend.sources import CalibrationValue, InMemoryCalibrationSource
 from qops.backend.state import StateMarks
 from qops.monitor.client import MetaClient
 from qops.protocol.messages import Command, Request, new_session_id
-from qops.protocol.schemas import encode
+from qops.protocol.schemas import encode, protocol_schemas
 
 PARAMETERS = ("t1", "t2_star", "readout_fidelity", "x_fidelity", "frequency_hz")
 SIZES = (10, 1_000, 10_000)
@@ -62,11 +67,18 @@ def values_for(samples: int) -> list[CalibrationValue]:
     ][:samples]
 
 
-def serve_meta(samples: int, pipe: Connection) -> None:
+def serve_meta(samples: int, pipe: Connection, off_loop: bool = False) -> None:
     """Child process: a meta server for ``samples`` samples until told to stop."""
     config = BackendConfig(name="bench", nqubits=samples, heartbeat_s=60)
     source = InMemoryCalibrationSource({"bench": values_for(samples)})
-    server = MetaServer(config, source, AlwaysIdle(), "tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
+    server = MetaServer(
+        config,
+        source,
+        AlwaysIdle(),
+        "tcp://127.0.0.1:*",
+        "tcp://127.0.0.1:*",
+        calibration_timeout_s=1.0 if off_loop else None,
+    )
     pipe.send(server.req_endpoint)
     import threading
 
@@ -125,6 +137,16 @@ def time_parse(reply: bytes, rounds: int) -> list[float]:
     return timings
 
 
+def time_check(message: object, check: Callable[[object], bool], rounds: int) -> float:
+    """Median seconds of one schema check of ``message``."""
+    timings = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        assert check(message)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000, help="round trips per measurement")
@@ -132,14 +154,23 @@ def main() -> None:
     spawn = multiprocessing.get_context("spawn")
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     header = "| samples | reply bytes | get_dynamic p50 / p99 (µs) | echo p50 / p99 (µs) |"
-    print(header + " ratio p50 | ratio p99 | parsing the reply p50 (µs) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        header + " ratio p50 | ratio p99 | parsing the reply p50 (µs) | off-loop p50 / p99 (µs) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    checks: list[str] = []
+    schemas = protocol_schemas()
+    name = "get_dynamic/reply_success"
     for samples in SIZES:
         rounds = args.rounds if samples < 10_000 else max(100, args.rounds // 5)
         meta_pipe, meta_child = spawn.Pipe()
         meta_process = spawn.Process(target=serve_meta, args=(samples, meta_child))
         meta_process.start()
         client = MetaClient(str(meta_pipe.recv()), timeout_s=10, retries=1, context=context)
+        off_pipe, off_child = spawn.Pipe()
+        off_process = spawn.Process(target=serve_meta, args=(samples, off_child, True))
+        off_process.start()
+        off_client = MetaClient(str(off_pipe.recv()), timeout_s=10, retries=1, context=context)
         payload = client.get_dynamic()
         leaves = sum(len(v) - 1 if isinstance(v, dict) else 1 for v in payload.values())
         assert leaves == samples, (leaves, samples)
@@ -154,24 +185,42 @@ def main() -> None:
         echo.setsockopt(zmq.LINGER, 0)
         echo.connect(str(echo_pipe.recv()))
         time_meta(client, 50)
+        time_meta(off_client, 50)
         time_echo(echo, request, 50)
         meta_times: list[float] = []
+        off_times: list[float] = []
         echo_times: list[float] = []
         for _ in range(10):
             meta_times += time_meta(client, rounds // 10)
+            off_times += time_meta(off_client, rounds // 10)
             echo_times += time_echo(echo, request, rounds // 10)
         client.close()
+        off_client.close()
         echo.close()
-        for pipe, process in ((meta_pipe, meta_process), (echo_pipe, echo_process)):
+        for pipe, process in (
+            (meta_pipe, meta_process),
+            (off_pipe, off_process),
+            (echo_pipe, echo_process),
+        ):
             pipe.send("stop")
             process.join(timeout=10)
         m50, m99 = percentiles(meta_times)
+        o50, o99 = percentiles(off_times)
         e50, e99 = percentiles(echo_times)
         p50, _ = percentiles(time_parse(reply, 200))
         print(
             f"| {samples:,} | {len(reply):,} | {m50:,.0f} / {m99:,.0f} | {e50:,.0f} / {e99:,.0f} "
-            f"| {m50 / e50:.2f} | {m99 / e99:.2f} | {p50:,.0f} |"
+            f"| {m50 / e50:.2f} | {m99 / e99:.2f} | {p50:,.0f} | {o50:,.0f} / {o99:,.0f} |"
         )
+        message = orjson.loads(reply)
+        check_rounds = 2000 if samples < 10_000 else 200
+        fast = time_check(message, functools.partial(schemas.fast_is_valid, name), check_rounds)
+        reference = time_check(message, functools.partial(schemas.reference_is_valid, name), 200)
+        checks.append(f"| {samples:,} | {fast * 1e6:,.1f} | {reference * 1e6:,.1f} |")
+    print()
+    print("| samples | check of the reply: jsonschema_rs (µs) | jsonschema (µs) |")
+    print("|---:|---:|---:|")
+    print("\n".join(checks))
     context.term()
 
 

@@ -4,6 +4,7 @@ Runs against a fresh embedded MongoDB in a temporary data directory (or QOPS_MON
 ``--use-configured`` is given). Counts database commands with pymongo command monitoring.
 
     .venv/bin/python bench/provenance_bench.py [--runs 10000] [--relations 1000000]
+        [--journal-runs 500] [--skip-recording] [--skip-graph]
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
+from qops.errors import QopsError
 from qops.mongo import Document, EmbeddedMongo
 from qops.provenance.ids import activity_id, entity_id
 from qops.provenance.models import (
@@ -32,16 +34,18 @@ from qops.provenance.models import (
     Measured,
     TaskRecord,
 )
+from qops.provenance.outbox import Outbox
+from qops.provenance.recorder import ProvenanceRecorder
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from qops.timeutil import utc_now
 
 PROJECT = "bench"
 CHAIN = [  # task name, inputs, outputs
-    ("check-frequency", [], ["qubit_frequency"]),
-    ("check-rabi", ["qubit_frequency"], ["rabi_amplitude", "pi_pulse_length"]),
-    ("check-t1", ["qubit_frequency", "rabi_amplitude"], ["t1"]),
-    ("check-t2-echo", ["qubit_frequency", "pi_pulse_length"], ["t2_echo"]),
+    ("CheckFrequency", [], ["qubit_frequency"]),
+    ("CheckRabi", ["qubit_frequency"], ["rabi_amplitude", "pi_pulse_length"]),
+    ("CheckT1", ["qubit_frequency", "rabi_amplitude"], ["t1"]),
+    ("CheckT2Echo", ["qubit_frequency", "pi_pulse_length"], ["t2_echo"]),
 ]
 
 
@@ -82,7 +86,7 @@ def bench_recording(db: Database[Document], counter: Counter, runs: int) -> dict
                     break
                 before = counter.count
                 t0 = time.perf_counter()
-                current = repository.current_inputs(PROJECT, qid, inputs) if inputs else {}
+                current = repository.current_inputs(PROJECT, "64Qv3", qid, inputs) if inputs else {}
                 now = utc_now()
                 record = TaskRecord(
                     project_id=PROJECT,
@@ -119,6 +123,103 @@ def bench_recording(db: Database[Document], counter: Counter, runs: int) -> dict
         "commands_per_run_max": max(per_run),
         "versions_of_Q0_frequency": count,
     }
+
+
+def bench_journal(db: Database[Document], outbox_dir: Path, runs: int) -> dict[str, Any]:
+    """Record ``runs`` one-output task runs straight and through the recorder's journal."""
+    repository = MongoProvenanceRepository(db)
+    repository.ensure_indexes()
+    recorder = ProvenanceRecorder(lambda: repository, Outbox(outbox_dir / "outbox.sqlite"))
+    agent = Agent(agent_type=AgentType.SYSTEM, name="prefect:bench")
+    results: dict[str, Any] = {}
+    for name, write in (("repository", repository.record), ("recorder", recorder.record)):
+        durations: list[float] = []
+        for run in range(runs):
+            now = utc_now()
+            record = TaskRecord(
+                project_id=PROJECT,
+                chip_id=name,
+                execution_id=f"j{run:05d}",
+                task_id="check-frequency",
+                task_name="check-frequency",
+                qid=f"Q{run % 64}",
+                started_at=now,
+                ended_at=now,
+                status=ActivityStatus.COMPLETED,
+                agent=agent,
+                outputs={"qubit_frequency": Measured(value=5e9 + run, unit="Hz")},
+            )
+            t0 = time.perf_counter()
+            write(record)
+            durations.append(time.perf_counter() - t0)
+        durations.sort()
+        results[name] = {
+            "runs": runs,
+            "median_ms": round(statistics.median(durations) * 1000, 2),
+            "p95_ms": round(durations[int(len(durations) * 0.95)] * 1000, 2),
+        }
+    return results
+
+
+def documented_copy(db: Database[Document], target: Database[Document]) -> None:
+    """Copy the graph into the documented collection format: ObjectId ``_id``, no
+    ``previous_entity_id`` or ``write_count``, no ``agent`` or relation ``execution_id``."""
+    MongoProvenanceRepository(target).ensure_indexes()
+    dropped = {"_id", "previous_entity_id", "write_count", "agent", "execution_id"}
+    for name, keep_execution in (
+        ("parameter_versions", True),
+        ("activities", True),
+        ("provenance_relations", False),
+    ):
+        batch: list[Document] = []
+        for doc in db[name].find({}):
+            copy = {k: v for k, v in doc.items() if k not in dropped}
+            if keep_execution and "execution_id" in doc:
+                copy["execution_id"] = doc["execution_id"]
+            batch.append(copy)
+            if len(batch) >= 10_000:
+                target[name].insert_many(batch, ordered=False)
+                batch = []
+        if batch:
+            target[name].insert_many(batch, ordered=False)
+
+
+def bench_reads(
+    db: Database[Document], counter: Counter, layers: int, width: int, repeats: int = 20
+) -> dict[str, Any]:
+    """Median time and commands of the single-entity and many-entity reads on the graph."""
+    repository = MongoProvenanceRepository(db)
+    service = ProvenanceService(repository, PROJECT)
+    middle = layers // 2
+    ids = [entity_id("p", f"Q{i}", f"x{middle:04d}", f"t{i:05d}") for i in range(100)]
+    activity_ids = [activity_id(f"x{middle:04d}", f"t{i:05d}") for i in range(100)]
+    cases: dict[str, Callable[[], object]] = {
+        "get_entity": lambda: service.entity(ids[0]),
+        "entities_100": lambda: repository.entities(PROJECT, ids),
+        "activities_100": lambda: repository.activities(PROJECT, activity_ids),
+        "history_Q0_limit_50": lambda: service.history("p", "Q0", 50, chip_id="bench"),
+        "changes_limit_100": lambda: service.changes(100, 24.0),
+        "current_versions_chip": lambda: repository.current_versions(PROJECT, "bench"),
+        "lineage_depth_3": lambda: service.lineage(ids[0], 3),
+    }
+    results: dict[str, Any] = {}
+    for name, query in cases.items():
+        durations: list[float] = []
+        commands = 0
+        try:
+            for _ in range(repeats):
+                before, t0 = counter.count, time.perf_counter()
+                query()
+                durations.append(time.perf_counter() - t0)
+                commands = counter.count - before
+        except QopsError as e:  # an older qops cannot read the documented format
+            results[name] = {"error": f"{type(e).__name__}: {e}"}
+            continue
+        results[name] = {
+            "median_ms": round(statistics.median(durations) * 1000, 2),
+            "commands": commands,
+        }
+    return results
 
 
 def _graph_documents(layers: int, width: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -285,6 +386,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=4_000)
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--skip-recording", action="store_true")
+    parser.add_argument("--journal-runs", type=int, default=500)
+    parser.add_argument("--skip-graph", action="store_true")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="qops-bench-") as tmp:
@@ -299,6 +402,14 @@ def main() -> None:
             if not args.skip_recording:
                 report["recording"] = bench_recording(client.bench_record, counter, args.runs)
                 print(json.dumps(report["recording"]), file=sys.stderr, flush=True)
+            if args.journal_runs:
+                report["journal"] = bench_journal(
+                    client.bench_journal, Path(tmp), args.journal_runs
+                )
+                print(json.dumps(report["journal"]), file=sys.stderr, flush=True)
+            if args.skip_graph:
+                print(json.dumps(report, indent=2))
+                return
             db = client.bench_graph
             MongoProvenanceRepository(db).ensure_indexes()
             graph = build_graph(db, args.relations, args.width)
@@ -306,6 +417,12 @@ def main() -> None:
             print(json.dumps(graph), file=sys.stderr, flush=True)
             report["traversal"] = bench_traversal(
                 db, counter, graph["layers"], args.width, args.depth
+            )
+            report["reads"] = bench_reads(db, counter, graph["layers"], args.width)
+            print(json.dumps(report["reads"]), file=sys.stderr, flush=True)
+            documented_copy(db, client.bench_documented)
+            report["reads_documented_format"] = bench_reads(
+                client.bench_documented, counter, graph["layers"], args.width
             )
             print(json.dumps(report, indent=2))
         finally:

@@ -27,7 +27,9 @@ class MetaBackend(Block):
     )
     nqubits: int = Field(ge=0, description="Number of qubits.")
     topology: list[tuple[int, int]] = Field(default_factory=list, description="Qubit edges.")
-    pgs: list[str] = Field(default_factory=list, description="Primitive gates, upper case.")
+    pgs: list[str] = Field(
+        default_factory=list, description="Primitive gates, by name (X, mX90, measure)."
+    )
     default_compiler_config: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="Passes per stage: {path, method, arguments}."
     )
@@ -40,6 +42,10 @@ class MetaBackend(Block):
         description="Where get_dynamic's calibration values come from.",
     )
     heartbeat_s: float = Field(default=1.0, gt=0, le=60, description="publish_state period.")
+    execution: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Limits of running circuits: max_shots, session_timeout_s, lease_s, seed.",
+    )
 
     def to_settings(self) -> BackendConfig:
         """Return the configuration this block describes, checked.
@@ -60,6 +66,7 @@ class MetaBackend(Block):
                 "extra_metrics": self.extra_metrics,
                 "calibration_source": self.calibration_source,
                 "heartbeat_s": self.heartbeat_s,
+                "execution": self.execution,
             },
             f"block {self._block_document_name or self.name}",
         )

@@ -18,14 +18,13 @@ from prefect.runtime import flow_run
 from qops.calibration.graph import StepName
 from qops.calibration.instruments import measurement_context
 from qops.calibration.plan import (
+    DEFAULT_SEED,
     ChipSpec,
     StepOutcome,
     StepResult,
     blocking_step,
-    default_database_path,
     ordered_steps,
-    resolve_chip_spec,
-    select_targets,
+    plan_run,
     targets_of,
 )
 from qops.calibration.recording import CalibrationOutcome
@@ -40,8 +39,6 @@ from qops.console.settings import ConsoleSettings
 from qops.provenance.config import ProvenanceSettings
 from tasks.calibration import CALIBRATION_TASKS
 from tasks.settings import mongo_settings
-
-DEFAULT_SEED = 1234
 
 
 @flow(name="calibrate")
@@ -66,12 +63,14 @@ def calibrate(
         database_path: QCoDeS database the measurements go to; default
             ``<data_dir>/calibration/<chip_id>.db``.
         seed: Seed of the simulated chip.
-        wait_s: How long to wait if another calibration of the chip runs (0: refuse).
+        wait_s: How long to wait if another calibration of the chip runs, or a 2200 session
+            is initialized on it (0: refuse).
         mongodb_block: Name of a ``qops-mongodb-connection`` block; ``None`` reads ``QOPS_*``.
 
     Raises:
         UnknownQubitError: A requested qubit is not on the chip.
         ChipBusyError: Another calibration of the chip kept running for ``wait_s``.
+        ChipInUseError: A 2200 session stayed initialized on the chip for ``wait_s``.
         MeasurementDatabaseError: The QCoDeS database cannot be written.
     """
     logger = get_run_logger()
@@ -79,16 +78,19 @@ def calibrate(
     # Read first: a malformed QOPS_CONSOLE_URL fails the run before the chip is measured.
     console_url = ConsoleSettings().console_url
     provenance = ProvenanceSettings()
-    project = project_id or provenance.project_id
-    spec = resolve_chip_spec(
-        Path(backend_config) if backend_config else None, chip_id, seed, provenance.chip_id
+    target = plan_run(
+        settings.data_dir,
+        provenance.project_id,
+        provenance.chip_id,
+        project_id=project_id,
+        chip_id=chip_id,
+        backend_config=backend_config,
+        seed=seed,
+        qubits=qubits,
+        database_path=database_path,
     )
-    selected, pairs = select_targets(spec, qubits)
-    database = (
-        Path(database_path)
-        if database_path
-        else default_database_path(settings.data_dir, spec.chip_id)
-    )
+    project, spec, database = target.project_id, target.spec, target.database
+    selected, pairs = target.qubits, target.pairs
     execution_id = str(flow_run.get_id() or f"local-{spec.chip_id}")
 
     # Not a task: the lease must span every step of the run (the chip is CALIBRATING, and no

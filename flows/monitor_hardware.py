@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger
 
+from qops.maintenance.policy import MaintenanceSettings, load_policy
 from qops.monitor.monitor import MonitorSettings, MonitorSummary
 from qops.protocol.messages import StaticInfo
-from tasks.monitor import fetch_backend_static, monitor_backend
+from tasks.monitor import fetch_backend_static, monitor_backend, thresholds_of
 from tasks.settings import mongo_settings
 
 
@@ -20,6 +23,9 @@ def monitor_hardware(
     heartbeat_s: float = 1.0,
     duration_s: float | None = None,
     mongodb_block: str | None = None,
+    chip_id: str | None = None,
+    policy_file: str | None = None,
+    out_of_spec_events: bool = True,
 ) -> MonitorSummary:
     """Watch a 2300 backend: metrics on ``http://0.0.0.0:<metrics_port>/metrics``.
 
@@ -32,6 +38,12 @@ def monitor_hardware(
         heartbeat_s: 2300's heartbeat period; 3 missed heartbeats mean UNREACHABLE.
         duration_s: Stop after this many seconds; ``None`` runs until cancelled.
         mongodb_block: Name of a ``qops-mongodb-connection`` block; ``None`` reads ``QOPS_*``.
+        chip_id: The chip the backend serves, named by the out-of-spec events; default the
+            backend's name.
+        policy_file: Maintenance policy whose spec (minimum, maximum per parameter) the
+            values are judged against; default ``QOPS_MAINTENANCE_POLICY``, else built in.
+        out_of_spec_events: Emit ``qops.metric.out-of-spec`` when a value crosses out of
+            spec (an automation runs ``maintain`` for the chip).
     """
     settings = MonitorSettings(
         req_address=req_address,
@@ -49,4 +61,15 @@ def monitor_hardware(
     else:
         # 2300 may come up later: the monitor keeps asking and reports qi_up 0 meanwhile.
         get_run_logger().warning("2300 at %s not answering yet; monitoring anyway", req_address)
-    return monitor_backend(settings, mongo, initial_static=static, duration_s=duration_s)
+    thresholds = None
+    if out_of_spec_events:
+        policy = load_policy(Path(policy_file)) if policy_file else MaintenanceSettings().policy()
+        thresholds = thresholds_of(policy)
+    return monitor_backend(
+        settings,
+        mongo,
+        initial_static=static,
+        duration_s=duration_s,
+        chip_id=chip_id or (static.name if static is not None else None),
+        thresholds=thresholds,
+    )

@@ -22,7 +22,7 @@ from qops.config import MongoSettings
 from qops.console.settings import ConsoleSettings
 from qops.errors import QopsError
 from tasks.settings import mongo_settings
-from tasks.sync import discover_runs, list_sources, sync_run
+from tasks.sync import discover_runs, ensure_sync_limits, list_sources, source_slot, sync_run
 
 
 class SourceReport(BaseModel):
@@ -89,18 +89,26 @@ def sync_qcodes(
     source_name: str | None = None,
     mongodb_block: str | None = None,
     storage_block: str | None = None,
+    sources: list[str] | None = None,
 ) -> SyncReport:
-    """Sync new, running and changed runs of one source (or of every registered source).
+    """Sync new, running and changed runs of one source, of some, or of every one.
 
-    At most ``QOPS_SYNC_CONCURRENCY`` runs are synced at once (read when the flow run
-    starts): reading is I/O and numpy bound, and the machine that writes the measurements
-    must keep its share of the disk.
+    At most ``QOPS_SYNC_CONCURRENCY`` runs are synced at once in this flow run (read when
+    it starts), and at most ``qops-sync-disk`` (a Prefect global concurrency limit,
+    ``QOPS_SYNC_MACHINE_CONCURRENCY`` when created) by every flow run together: reading is
+    I/O and numpy bound, and the machine that writes the measurements must keep its share
+    of the disk. Each source is synced while its one-slot limit ``qops-sync-source-<name>``
+    is held, so two flow runs never sync one source at once; a source held longer than
+    ``QOPS_SYNC_SOURCE_WAIT_S`` is reported as failed. The scheduled
+    ``sync-qcodes-fan-out`` flow starts one of these per batch of sources.
 
     Args:
-        source_name: A registered sync source; ``None`` syncs them all.
+        source_name: A registered sync source; ``None`` (and no ``sources``) syncs them all.
         mongodb_block: A ``qops-mongodb-connection`` block; ``None`` reads ``QOPS_*``.
         storage_block: A writable filesystem block for the HDF5 files; ``None`` is a
             ``LocalFileSystem`` on the data directory.
+        sources: Registered sync sources, synced one after another (with ``source_name``
+            too, that one first).
 
     Returns:
         Per source, what happened to each run. A table artifact shows the same.
@@ -113,7 +121,11 @@ def sync_qcodes(
     mongo = mongo_settings(mongodb_block)
     sync = SyncSettings()
     console_url = ConsoleSettings().console_url
-    names = [source_name] if source_name else list_sources(mongo)
+    if source_name or sources:
+        names = list(dict.fromkeys([*([source_name] if source_name else []), *(sources or [])]))
+    else:
+        names = list_sources(mongo)
+    ensure_sync_limits(names, sync)
     # The flow's own task runner is sized when the flow is decorated (at import); this one
     # is sized from the settings of this flow run and bounds every sync-run task in it.
     with ThreadPoolTaskRunner[RunOutcome](max_workers=sync.concurrency) as runner:
@@ -126,6 +138,22 @@ def sync_qcodes(
 
 
 def _sync_source(
+    runner: ThreadPoolTaskRunner[RunOutcome],
+    name: str,
+    mongo: MongoSettings,
+    sync: SyncSettings,
+    storage_block: str | None,
+) -> SourceReport:
+    try:
+        with source_slot(name, sync):
+            return _sync_held_source(runner, name, mongo, sync, storage_block)
+    except TimeoutError:
+        error = f"another flow run held the source for {sync.source_wait_s:g} s"
+        get_run_logger().error("source %s: %s", name, error)
+        return SourceReport(source=name, error=error)
+
+
+def _sync_held_source(
     runner: ThreadPoolTaskRunner[RunOutcome],
     name: str,
     mongo: MongoSettings,

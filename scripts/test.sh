@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh --dev
-QOPS_SYSTEM_DEPS="${QOPS_SYSTEM_DEPS:-prometheus:prometheus chromium:chromium chromedriver:chromium-driver dot:graphviz}" bash scripts/system-deps.sh
+QOPS_SYSTEM_DEPS="${QOPS_SYSTEM_DEPS:-prometheus:prometheus chromium:chromium chromedriver:chromium-driver dot:graphviz pg_ctlcluster:postgresql}" bash scripts/system-deps.sh
 
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff" && ruff check . && ruff format --check .

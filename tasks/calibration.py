@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from qops.calibration.errors import CalibrationError
 from qops.calibration.graph import CALIBRATION_STEPS, StepName, StepSpec
 from qops.calibration.recording import CalibrationOutcome
-from qops.calibration.steps import step_measurement, step_task_name
+from qops.calibration.steps import step_measurement
 from qops.chip.errors import ChipError
 from tasks.provenance import calibration_task
 
@@ -38,7 +38,7 @@ def _build(spec: StepSpec) -> Task[..., CalibrationOutcome]:
     return calibration_task(
         outputs=spec.outputs,
         inputs=spec.inputs,
-        name=step_task_name(spec.name),
+        name=spec.name.value,  # recorded as CheckT1; the Prefect task is check-t1
         task_type=spec.scope.value,
         retries=1,
         retry_delay_seconds=1.0,

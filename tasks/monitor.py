@@ -7,14 +7,17 @@ import re
 from prefect import Task, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.events import emit_event
 
 from qops.config import MongoSettings
+from qops.maintenance.policy import MaintenancePolicy
 from qops.metrics.collector import HardwareMetricsCollector, MetricsExporter
 from qops.mongo import database
 from qops.monitor.client import MetaClient
 from qops.monitor.errors import BackendUnreachableError
 from qops.monitor.monitor import HardwareMonitor, MonitorSettings, MonitorSummary
 from qops.monitor.snapshots import MongoSnapshotRepository
+from qops.monitor.thresholds import MetricThreshold, OutOfSpec, ThresholdWatcher
 from qops.protocol.messages import StaticInfo
 
 
@@ -54,7 +57,59 @@ def static_markdown(static: StaticInfo) -> str:
                 f"| {stage} | `{compiler_pass.path}` | {compiler_pass.method} "
                 f"| `{compiler_pass.arguments}` |"
             )
+    for stage, value in static.default_compiler_config.other_stages().items():
+        # Allowed by the protocol, not one of its stages: shown as it came.
+        lines.append(f"| {stage!r} (not a protocol stage) | | | `{value!r}` |")
     return "\n".join(lines) + "\n"
+
+
+OUT_OF_SPEC_EVENT = "qops.metric.out-of-spec"
+"""The Prefect event of a get_dynamic value that crossed out of its spec."""
+
+
+def chip_resource_id(chip_id: str) -> str:
+    """The Prefect resource id of a chip (``qops.chip.<chip>``)."""
+    return f"qops.chip.{chip_id}"
+
+
+def thresholds_of(policy: MaintenancePolicy) -> list[MetricThreshold]:
+    """The monitor's thresholds: the spec (minimum, maximum) of each policy parameter."""
+    return [
+        MetricThreshold(metric=name, minimum=rules.minimum, maximum=rules.maximum)
+        for name, rules in policy.parameters.items()
+        if rules.minimum is not None or rules.maximum is not None
+    ]
+
+
+def out_of_spec_event(crossing: OutOfSpec) -> dict[str, object]:
+    """The arguments of :func:`prefect.events.emit_event` for one crossing.
+
+    The resource is the chip (``qops.chip.<chip>``, with ``qops.chip.id``); each qubit the
+    value belongs to is a related resource of role ``qubit``.
+    """
+    return {
+        "event": OUT_OF_SPEC_EVENT,
+        "resource": {
+            "prefect.resource.id": chip_resource_id(crossing.chip_id),
+            "prefect.resource.name": crossing.chip_id,
+            "qops.chip.id": crossing.chip_id,
+        },
+        "related": [
+            {
+                "prefect.resource.id": f"qops.qubit.{crossing.chip_id}.{qid}",
+                "prefect.resource.role": "qubit",
+                "prefect.resource.name": qid,
+                "qops.qubit.id": qid,
+            }
+            for qid in crossing.qids
+        ],
+        "payload": crossing.model_dump(mode="json"),
+    }
+
+
+def emit_out_of_spec(crossing: OutOfSpec) -> None:
+    """Emit the ``qops.metric.out-of-spec`` event of one crossing."""
+    emit_event(**out_of_spec_event(crossing))  # type: ignore[arg-type]
 
 
 def publish_static(static: StaticInfo) -> None:
@@ -101,8 +156,14 @@ def monitor_backend(
     mongo: MongoSettings,
     initial_static: StaticInfo | None = None,
     duration_s: float | None = None,
+    chip_id: str | None = None,
+    thresholds: list[MetricThreshold] | None = None,
 ) -> MonitorSummary:
-    """Follow 2300 and serve its metrics until cancelled or ``duration_s`` has passed."""
+    """Follow 2300 and serve its metrics until cancelled or ``duration_s`` has passed.
+
+    With ``thresholds``, a get_dynamic value that crosses out of its bounds emits the
+    Prefect event ``qops.metric.out-of-spec`` for ``chip_id``.
+    """
     db = database(mongo)
     collector = HardwareMetricsCollector()
     exporter = MetricsExporter(
@@ -122,6 +183,11 @@ def monitor_backend(
         exporter=exporter,
         on_static=publish_static,
         initial_static=initial_static,
+        on_dynamic=(
+            ThresholdWatcher(chip_id, thresholds, emit_out_of_spec).observe
+            if thresholds and chip_id
+            else None
+        ),
     )
     try:
         return monitor.run(duration_s)

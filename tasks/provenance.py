@@ -62,7 +62,9 @@ def calibration_task(
         inputs: Parameters of the same ``qid`` (of both qubits, for a pair) the task reads;
             each must have a current version, else the run fails with
             :class:`~qops.provenance.errors.MissingInputError`.
-        name: Task name recorded as ``task_name`` (default: kebab-case function name).
+        name: Task name recorded as ``task_name`` (default: the function name in CamelCase,
+            ``check_t1`` -> ``CheckT1``, the documented form); the Prefect task is named
+            with its kebab-case form (``check-t1``), its runs ``check-t1-<qid>``.
         task_type: Recorded activity type.
         mongodb_block: Name of a ``qops-mongodb-connection`` block; ``None`` reads ``QOPS_*``.
         retries: Prefect retries of the whole run (body and recording).
@@ -92,10 +94,10 @@ def calibration_task(
 
         run.__signature__ = recorded.signature  # type: ignore[attr-defined]
         options: dict[str, Any] = {
-            "name": recorded.name,
+            "name": recorded.kebab_name,
             "retries": retries,
             "retry_delay_seconds": retry_delay_seconds,
-            "task_run_name": f"{recorded.name}-{{qid}}",
+            "task_run_name": f"{recorded.kebab_name}-{{qid}}",
             **task_options,
         }
         return task(run, **options)

@@ -6,6 +6,7 @@ Shared by the backend and monitor tests: their conftests import the fixtures
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -84,11 +85,18 @@ def start_server(mongo_db: Database[Document]) -> Iterator[ServerFactory]:
     running: list[RunningServer] = []
 
     def start(
-        req: str = "tcp://127.0.0.1:*", pub: str = "tcp://127.0.0.1:*", **kwargs: object
+        req: str = "tcp://127.0.0.1:*",
+        pub: str = "tcp://127.0.0.1:*",
+        *,
+        config: BackendConfig | None = None,
+        values: list[CalibrationValue] | None = None,
+        **kwargs: object,
     ) -> RunningServer:
-        calibration = InMemoryCalibrationSource({CHIP: calibration_values()})
+        calibration = InMemoryCalibrationSource(
+            {CHIP: calibration_values() if values is None else values}
+        )
         store = MongoBackendStateStore(mongo_db)
-        server = MetaServer(make_config(), calibration, store, req, pub, **kwargs)  # type: ignore[arg-type]
+        server = MetaServer(config or make_config(), calibration, store, req, pub, **kwargs)  # type: ignore[arg-type]
         thread = threading.Thread(target=server.serve, daemon=True)
         thread.start()
         handle = RunningServer(server, thread, calibration, store)
@@ -116,3 +124,19 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what or condition}")
         time.sleep(0.02)
+
+
+def raw_request(
+    context: zmq.Context[zmq.Socket[bytes]], address: str, *frames: bytes, timeout_s: float = 5
+) -> dict[str, object]:
+    """Send raw frames on a fresh REQ socket and return the decoded reply."""
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    try:
+        sock.send_multipart(list(frames))
+        assert sock.poll(int(timeout_s * 1000)), f"no reply within {timeout_s:g} s"
+        reply: dict[str, object] = json.loads(sock.recv())
+        return reply
+    finally:
+        sock.close()

@@ -18,6 +18,28 @@ DEFAULT_REQ_ADDRESS = "tcp://*:4203"
 DEFAULT_PUB_ADDRESS = "tcp://*:4204"
 
 
+class ExecutionConfig(BaseModel):
+    """Limits of running 2200's circuits (initialize, execute, terminate)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_shots: int = Field(
+        default=100_000, gt=0, description="Largest number_of_shots one execute may ask for."
+    )
+    session_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="An initialized session with no request for this long is terminated by "
+        "2300 itself, so a 2200 that died never keeps the chip EXECUTING.",
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="Seconds the EXECUTING lease outlives a dead 2300."
+    )
+    seed: int | None = Field(
+        default=None, description="Seed of the simulator's runs (repeatable counts); none: random."
+    )
+
+
 class BackendConfig(BaseModel):
     """What a 2300 backend is and reports. Read from YAML (:func:`load_backend_config`)
     or from the ``qops-meta-backend`` Prefect block.
@@ -40,7 +62,8 @@ class BackendConfig(BaseModel):
         default_factory=list, description="Edges between qubits, as pairs of qubit indices."
     )
     pgs: list[str] = Field(
-        default_factory=list, description="Supported primitive gates (cQASM names, upper case)."
+        default_factory=list,
+        description="Supported primitive gates, by name (QuIS names: X, mX90, measure).",
     )
     default_compiler_config: CompilerConfig = Field(default_factory=CompilerConfig)
     supports_raw_data: bool = False
@@ -57,6 +80,13 @@ class BackendConfig(BaseModel):
         description="Calibration values served for parameters the provenance store lacks.",
     )
     heartbeat_s: float = Field(default=1.0, gt=0, le=60, description="publish_state period.")
+    calibration_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest wait of get_dynamic for the provenance store before a failure "
+        "reply; under the 2200 client's timeout (2 s by default).",
+    )
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @property
     def chip(self) -> str:
@@ -65,11 +95,24 @@ class BackendConfig(BaseModel):
 
     @field_validator("pgs")
     @classmethod
-    def _upper_case_gates(cls, pgs: list[str]) -> list[str]:
+    def _named_gates(cls, pgs: list[str]) -> list[str]:
         for gate in pgs:
-            if not gate or gate != gate.upper():
-                raise ValueError(f"gate {gate!r} must be a cQASM name in upper case")
+            if not gate.strip():
+                raise ValueError(f"gate {gate!r} has no name")
         return pgs
+
+    @field_validator("default_compiler_config")
+    @classmethod
+    def _known_stages(cls, config: CompilerConfig) -> CompilerConfig:
+        # The protocol lets a 2300 send other keys; in qops's own configuration an unknown
+        # stage is a typo that would otherwise be served without ever running.
+        other = sorted(config.other_stages())
+        if other:
+            raise ValueError(
+                f"unknown compiler stage(s) {other}; expected decomposition, mapping, "
+                "optimization or routing"
+            )
+        return config
 
     @field_validator("topology")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from qops.errors import QopsError
 
@@ -92,3 +93,27 @@ class CalibrationUnavailableError(QopsError):
         self.chip_id = chip_id
         self.reason = reason
         super().__init__(f"calibration values of chip {chip_id!r} unavailable: {reason}")
+
+
+class ChipInUseError(QopsError):
+    """The chip is held in the other exclusive use: a calibration runs, or a 2200 session is
+    initialized (the two never overlap).
+
+    Args:
+        chip_id: The chip.
+        wanted: The state asked for (``CALIBRATING`` or ``EXECUTING``).
+        held: The state the chip is in.
+    """
+
+    _HINTS: ClassVar[dict[str, str]] = {
+        "CALIBRATING": "a calibration runs; initialize again when it has finished",
+        "EXECUTING": "a 2200 session is initialized; calibrate after it terminates",
+        "OFFLINE": "an operator set it offline (qops backend set-state online ends that)",
+    }
+
+    def __init__(self, chip_id: str, wanted: str, held: str) -> None:
+        self.chip_id = chip_id
+        self.wanted = wanted
+        self.held = held
+        hint = self._HINTS.get(held, "wait until it is IDLE")
+        super().__init__(f"chip {chip_id!r} cannot be {wanted}: it is {held} ({hint})")

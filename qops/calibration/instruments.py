@@ -13,7 +13,9 @@ from pathlib import Path
 
 from qops.calibration.measurement import METADATA_INSTRUMENT_NAME, MeasurementContext
 from qops.calibration.plan import ChipSpec
+from qops.chip.errors import OffsetError, UnknownQubitError
 from qops.chip.instrument import SimulatedChip
+from qops.chip.offsets import apply_offsets
 from qops.qcodes_metadata import QHMetaData
 
 _lock = threading.Lock()
@@ -25,7 +27,12 @@ def simulated_chip(spec: ChipSpec, epoch: int) -> SimulatedChip:
     """The process's simulated chip for ``spec`` at drift ``epoch`` (built once, reused).
 
     QCoDeS instrument names are global in a process, so a chip built for another epoch is
-    closed before its successor takes the name.
+    closed before its successor takes the name. The spec's offsets (``qops chip drift``)
+    are added to the hidden values.
+
+    Raises:
+        UnknownQubitError, OffsetError: An offset names a qubit not on the chip, or makes
+            a hidden value invalid.
     """
     with _lock:
         held = _chips.get(spec.chip_id)
@@ -35,6 +42,11 @@ def simulated_chip(spec: ChipSpec, epoch: int) -> SimulatedChip:
             held[2].close()
         name = "sim_" + re.sub(r"\W", "_", spec.chip_id)
         chip = SimulatedChip(name, spec.n_qubits, spec.topology, seed=spec.seed, epoch=epoch)
+        try:
+            apply_offsets(chip, spec.offsets)
+        except (UnknownQubitError, OffsetError):
+            chip.close()  # frees the name for the next attempt
+            raise
         _chips[spec.chip_id] = (spec, epoch, chip)
         return chip
 

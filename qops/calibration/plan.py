@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from qops.backend.config import BackendConfig, load_backend_config
 from qops.calibration.graph import CALIBRATION_STEPS, Scope, StepName, StepSpec
 from qops.chip.errors import UnknownQubitError
 from qops.chip.instrument import pair_id, qubit_id
+from qops.chip.offsets import OffsetStore
 
 
 class ChipSpec(BaseModel):
@@ -22,6 +24,9 @@ class ChipSpec(BaseModel):
         n_qubits: Number of qubits, ``Q0`` to ``Q{n-1}``.
         topology: Coupled pairs as qubit indices.
         seed: Seed of the simulated chip: the same seed gives the same chip and data.
+        offsets: Injected offsets of the simulated chip's hidden values, by qubit and value
+            name (see :mod:`qops.chip.offsets`); read from the data directory by
+            :func:`with_offsets`.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -30,6 +35,7 @@ class ChipSpec(BaseModel):
     n_qubits: int = Field(ge=1)
     topology: tuple[tuple[int, int], ...] = ()
     seed: int = 1234
+    offsets: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     @classmethod
     def from_backend(cls, config: BackendConfig, seed: int) -> ChipSpec:
@@ -83,9 +89,71 @@ def resolve_chip_spec(
     return ChipSpec(chip_id=chip_id or default_chip_id, n_qubits=2, topology=((0, 1),), seed=seed)
 
 
+def with_offsets(spec: ChipSpec, data_dir: Path) -> ChipSpec:
+    """``spec`` with the chip offsets stored under ``data_dir`` (``qops chip drift``).
+
+    Raises:
+        OffsetError: The stored offsets cannot be read.
+    """
+    return spec.model_copy(update={"offsets": OffsetStore(data_dir).load(spec.chip_id)})
+
+
 def default_database_path(data_dir: Path, chip_id: str) -> Path:
     """The QCoDeS database a chip's calibration measurements go to by default."""
     return data_dir / "calibration" / f"{chip_id}.db"
+
+
+DEFAULT_SEED = 1234
+"""Seed of the simulated chip when a run names none."""
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """What one run on a chip (a calibration, a maintenance) works on.
+
+    Attributes:
+        project_id: The provenance project.
+        spec: The chip, with its stored drift offsets.
+        qubits: The selected qubits.
+        pairs: The coupled pairs whose two qubits are selected.
+        database: The QCoDeS database the run's measurements go to.
+    """
+
+    project_id: str
+    spec: ChipSpec
+    qubits: list[str]
+    pairs: list[str]
+    database: Path
+
+
+def plan_run(
+    data_dir: Path,
+    default_project_id: str,
+    default_chip_id: str,
+    *,
+    project_id: str | None,
+    chip_id: str | None,
+    backend_config: str | None,
+    seed: int,
+    qubits: Sequence[str] | None,
+    database_path: str | None,
+) -> RunTarget:
+    """Resolve a run's project, chip (with the offsets under ``data_dir``), targets, database.
+
+    Raises:
+        qops.backend.errors.BackendConfigError: ``backend_config`` is missing or invalid.
+        OffsetError: The stored offsets cannot be read.
+        UnknownQubitError: A requested qubit is not on the chip.
+    """
+    spec = resolve_chip_spec(
+        Path(backend_config) if backend_config else None, chip_id, seed, default_chip_id
+    )
+    spec = with_offsets(spec, data_dir)  # drift injected by `qops chip drift`
+    selected, pairs = select_targets(spec, qubits)
+    database = (
+        Path(database_path) if database_path else default_database_path(data_dir, spec.chip_id)
+    )
+    return RunTarget(project_id or default_project_id, spec, selected, pairs, database)
 
 
 class StepOutcome(StrEnum):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,8 +142,21 @@ def _lazy_mongo_repository(settings: MongoSettings) -> Callable[[], ProvenanceRe
     return get
 
 
-def _kebab(name: str) -> str:
-    return name.replace("_", "-")
+def recorded_task_name(function_name: str) -> str:
+    """``check_t2_echo`` -> ``CheckT2Echo``: the ``task_name`` recorded for a function.
+
+    The documented form of a provenance ``task_name`` is CamelCase (``CheckFrequency``,
+    ``CheckT1``), like the calibration step names of :class:`qops.calibration.graph.StepName`.
+    """
+    return "".join(part[:1].upper() + part[1:] for part in function_name.split("_") if part)
+
+
+def kebab_task_name(task_name: str) -> str:
+    """``CheckT2Echo`` -> ``check-t2-echo`` (``CheckCZ`` -> ``check-cz``): an orchestrator's name.
+
+    Prefect task names and run names are kebab case; a name already in kebab case is kept.
+    """
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", task_name).replace("_", "-").lower()
 
 
 def _normalise_outputs(
@@ -228,7 +242,9 @@ class RecordedCalibration:
         function: The calibration function.
         outputs: Parameters it writes (a new version each per run); at least one.
         inputs: Parameters of the same ``qid`` (of both qubits, for a pair) it reads.
-        name: Task name recorded as ``task_name`` (default: kebab-case function name).
+        name: Task name recorded as ``task_name`` (default: the function name in
+            CamelCase, ``check_t1`` -> ``CheckT1``); :attr:`kebab_name` is its kebab-case
+            form for an orchestrator (``check-t1``).
         task_type: Recorded activity type.
 
     Raises:
@@ -268,7 +284,10 @@ class RecordedCalibration:
             return_annotation=CalibrationOutcome,
         )
         """The signature callers use: the function's without ``inputs``."""
-        self.name = name or _kebab(function.__name__)
+        self.name = name or recorded_task_name(function.__name__)
+        """The ``task_name`` recorded for each run (CamelCase, ``CheckT1``)."""
+        self.kebab_name = kebab_task_name(self.name)
+        """The name in kebab case (``check-t1``): the Prefect task name."""
 
     def run(
         self,
@@ -346,7 +365,10 @@ class RecordedCalibration:
             OutboxPendingError: Records still wait (MongoDB unreachable, or a record
                 failing under its attempt bound); the error names them.
         """
-        if not self.inputs or not recorder.outbox.pending():
+        if not self.inputs:
+            return
+        recorder.outbox.adopt_abandoned()  # a record left part-written by a killed run
+        if not recorder.outbox.pending():
             return
         recorder.replay()
         waiting = recorder.outbox.waiting()

@@ -1,7 +1,9 @@
 """The exclusive calibration session of a chip: its lease and its versions before and after.
 
 While a session is open the chip is CALIBRATING for its 2300 backend and no other
-calibration of it runs (an exclusive lease in the shared state store). The session reads the
+calibration of it runs (an exclusive lease in the shared state store); it opens only while
+no 2200 session is initialized on the chip (EXECUTING), and while it is open 2300 refuses
+``initialize`` (:mod:`qops.backend.locking`). The session reads the
 chip's current parameter versions when it opens (the drift epoch of the simulated chip
 derives from them) and again when its block completes, so the run's changes can be reported.
 """
@@ -13,7 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qops.backend.state import MongoBackendStateStore, calibrating
+from qops.backend.locking import chip_locked
+from qops.backend.state import MongoBackendStateStore
 from qops.calibration.errors import SessionOpenError
 from qops.calibration.plan import ChipSpec, StepResult
 from qops.calibration.report import (
@@ -24,6 +27,7 @@ from qops.calibration.report import (
 )
 from qops.config import MongoSettings
 from qops.mongo import database
+from qops.protocol.messages import BackendState
 from qops.provenance.models import ParameterVersion
 from qops.provenance.repository import MongoProvenanceRepository
 
@@ -107,19 +111,25 @@ def calibration_session(
         chip: The chip to calibrate.
         project_id: The provenance project to read the versions in.
         execution_id: Who calibrates, recorded as the lease's holder.
-        wait_s: How long to wait if another calibration of the chip runs (0: refuse).
+        wait_s: How long to wait if another calibration of the chip runs, or a 2200
+            session is initialized on it (0: refuse).
 
     Yields:
         The session, with the versions before; ``after`` is set when the block completes.
 
     Raises:
         ChipBusyError: Another calibration of the chip kept running for ``wait_s``.
+        ChipInUseError: A 2200 session stayed initialized on the chip for ``wait_s``.
         MongoUnavailableError: MongoDB cannot be reached.
     """
     db = database(settings)
     repository = MongoProvenanceRepository(db)
-    with calibrating(
-        MongoBackendStateStore(db), chip.chip_id, holder=execution_id, exclusive=True, wait_s=wait_s
+    with chip_locked(
+        MongoBackendStateStore(db),
+        chip.chip_id,
+        BackendState.CALIBRATING,
+        holder=execution_id,
+        wait_s=wait_s,
     ):
         session = CalibrationSession(
             chip=chip,

@@ -637,7 +637,11 @@ def run_step(
 
 
 def step_task_name(step: StepName, separator: str = "-") -> str:
-    """``CheckT2Echo`` -> ``check-t2-echo`` (or ``check_t2_echo``): the task name of a step."""
+    """``CheckT2Echo`` -> ``check-t2-echo`` (or ``check_t2_echo``): a step's kebab name.
+
+    The form of a step's Prefect task name (and, with ``_``, of its function name); the
+    ``task_name`` provenance records is the step name itself (``CheckT2Echo``).
+    """
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", separator, step.value).lower()
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import Field
 
 from qops.catalog.errors import DatasetFileMissingError
 from qops.catalog.models import DatasetRecord, DatasetStatus
@@ -24,8 +25,11 @@ from qops.catalog.search import (
     DatasetQuery,
     parse_attributes,
 )
+from qops.http_errors import error_responses
 
 HDF5_MEDIA_TYPE = "application/x-hdf5"
+ATTRIBUTE_PATTERN = "^[^=]+="
+"""``key=value`` with a non-empty key (the first ``=`` separates)."""
 
 
 def get_service(request: Request) -> CatalogQueryService:
@@ -39,15 +43,20 @@ Service = Annotated[CatalogQueryService, Depends(get_service)]
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-@router.get("", response_model=DatasetPage)
+@router.get("", response_model=DatasetPage, responses=error_responses(422, 503))
 def search_datasets(
     service: Service,
     q: Annotated[str | None, Query(description="Free text in name or description.")] = None,
     tag: Annotated[list[str] | None, Query(description="Tags, all required.")] = None,
     attr: Annotated[
-        list[str] | None, Query(description="key=value attributes, all required.")
+        list[Annotated[str, Field(pattern=ATTRIBUTE_PATTERN)]] | None,
+        Query(description="key=value attributes (a non-empty key), all required."),
     ] = None,
-    min_ranking: Annotated[int | None, Query(description="Least ranking.")] = None,
+    min_ranking: Annotated[
+        int | None,
+        # A 64-bit integer, as MongoDB stores rankings (a larger one is refused, not a 500).
+        Query(ge=-(2**63), le=2**63 - 1, description="Least ranking (a 64-bit integer)."),
+    ] = None,
     collected_after: Annotated[
         datetime | None, Query(description="ISO time, inclusive (naive: UTC).")
     ] = None,
@@ -80,13 +89,13 @@ def search_datasets(
     return service.search(query, facets=facets)
 
 
-@router.get("/by-alt-uid", response_model=DatasetRecord)
+@router.get("/by-alt-uid", response_model=DatasetRecord, responses=error_responses(404, 422, 503))
 def get_dataset_by_alt_uid(scope: str, alt_uid: str, service: Service) -> DatasetRecord:
     """The dataset of ``alt_uid`` (a QCoDeS guid) in ``scope``."""
     return service.get_by_alt_uid(scope, alt_uid)
 
 
-@router.get("/{uuid}", response_model=DatasetRecord)
+@router.get("/{uuid}", response_model=DatasetRecord, responses=error_responses(404, 422, 503))
 def get_dataset(uuid: str, service: Service) -> DatasetRecord:
     """One dataset: its metadata and file versions."""
     return service.get(uuid)
@@ -95,7 +104,13 @@ def get_dataset(uuid: str, service: Service) -> DatasetRecord:
 @router.get(
     "/{uuid}/file",
     response_class=Response,
-    responses={200: {"content": {HDF5_MEDIA_TYPE: {}}, "description": "The HDF5 file."}},
+    responses={
+        200: {
+            "content": {HDF5_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The HDF5 file.",
+        },
+        **error_responses(404, 422, 503),
+    },
 )
 def download_dataset_file(
     uuid: str,

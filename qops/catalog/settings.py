@@ -11,7 +11,8 @@ class SyncSettings(BaseSettings):
 
     Environment variables: ``QOPS_SYNC_RETRY_BASE_S``, ``QOPS_SYNC_RETRY_MAX_S``,
     ``QOPS_SYNC_IDLE_TIMEOUT_S``, ``QOPS_SYNC_CONCURRENCY``, ``QOPS_SYNC_BUSY_TIMEOUT_S``,
-    ``QOPS_SYNC_LIVE_WRITE_ALLOWANCE_BYTES``.
+    ``QOPS_SYNC_LIVE_WRITE_ALLOWANCE_BYTES``, ``QOPS_SYNC_MACHINE_CONCURRENCY``,
+    ``QOPS_SYNC_SOURCE_WAIT_S``.
     """
 
     model_config = SettingsConfigDict(env_prefix="QOPS_SYNC_", extra="ignore")
@@ -28,6 +29,23 @@ class SyncSettings(BaseSettings):
         description="A run not completed with no new rows for this long (seconds) is abandoned.",
     )
     concurrency: int = Field(default=4, ge=1, description="Runs synced at once.")
+    machine_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Runs synced at once by every flow run and worker together, so the machine that "
+            "writes the measurements keeps its share of the disk (the initial value of the "
+            "Prefect global concurrency limit `qops-sync-disk`, created when missing)."
+        ),
+    )
+    source_wait_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description=(
+            "Seconds a flow run waits for a source another flow run is syncing before it "
+            "reports the source as failed."
+        ),
+    )
     live_write_allowance_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=0,

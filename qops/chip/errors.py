@@ -63,3 +63,17 @@ class UnknownPairError(ChipError):
         self.known = list(known)
         listed = ", ".join(self.known) or "none"
         super().__init__(f"pair {pair!r} is not coupled on chip {chip!r} (coupled pairs: {listed})")
+
+
+class OffsetError(ChipError):
+    """A chip offset cannot be stored or applied.
+
+    Args:
+        chip_id: The chip.
+        problem: What is wrong.
+    """
+
+    def __init__(self, chip_id: str, problem: str) -> None:
+        self.chip_id = chip_id
+        self.problem = problem
+        super().__init__(f"offsets of chip {chip_id!r}: {problem}")

@@ -82,7 +82,19 @@ def serve(
     config = _load_config(config_file, block)
     db = database(MongoSettings())
     store = MongoBackendStateStore(db)
-    server = MetaServer(config, calibration_source(config, db), store, req_address, pub_address)
+    server = MetaServer(
+        config,
+        calibration_source(config, db),
+        store,
+        req_address,
+        pub_address,
+        # The provenance store is read off the reply loop, so a MongoDB outage delays neither
+        # the heartbeat nor get_static, and get_dynamic fails within the client's timeout.
+        # Values held in memory (calibration_source: config) never block.
+        calibration_timeout_s=(
+            config.calibration_timeout_s if config.calibration_source == "provenance" else None
+        ),
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stop()

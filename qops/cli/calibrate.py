@@ -7,34 +7,48 @@ from typing import Annotated
 
 import typer
 
+QubitsOption = Annotated[
+    str | None, typer.Option(help="Comma-separated qubits, e.g. Q0,Q1 (default: all).")
+]
+ProjectOption = Annotated[
+    str | None, typer.Option(help="Provenance project (default: QOPS_PROJECT_ID).")
+]
+ChipOption = Annotated[
+    str | None, typer.Option(help="Chip id (default: the backend config's, QOPS_CHIP_ID).")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="Backend YAML giving the chip's qubits and topology.")
+]
+DatabaseOption = Annotated[Path | None, typer.Option(help="QCoDeS database for the measurements.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of the simulated chip.")]
+DEFAULT_SEED = 1234
+"""``qops.calibration.plan.DEFAULT_SEED``, not imported here: that module pulls in QCoDeS, and
+``--help`` should not wait for it."""
+WaitOption = Annotated[
+    float, typer.Option(help="Seconds to wait while another calibration of the chip runs.")
+]
+"""The options of a run on a chip, shared by ``qops calibrate`` and ``qops maintain``."""
+
+
+def selected_qubits(qubits: str | None) -> list[str] | None:
+    """The qubits of a ``--qubits Q0,Q1`` option; ``None``: all."""
+    return [q for q in qubits.split(",") if q.strip()] if qubits else None
+
 
 def calibrate(
-    qubits: Annotated[
-        str | None, typer.Option(help="Comma-separated qubits, e.g. Q0,Q1 (default: all).")
-    ] = None,
-    project: Annotated[
-        str | None, typer.Option(help="Provenance project (default: QOPS_PROJECT_ID).")
-    ] = None,
-    chip: Annotated[
-        str | None, typer.Option(help="Chip id (default: the backend config's, QOPS_CHIP_ID).")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Backend YAML giving the chip's qubits and topology.")
-    ] = None,
-    database: Annotated[
-        Path | None, typer.Option(help="QCoDeS database for the measurements.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated chip.")] = 1234,
-    wait: Annotated[
-        float, typer.Option(help="Seconds to wait while another calibration of the chip runs.")
-    ] = 0.0,
+    qubits: QubitsOption = None,
+    project: ProjectOption = None,
+    chip: ChipOption = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    seed: SeedOption = DEFAULT_SEED,
+    wait: WaitOption = 0.0,
 ) -> None:
     """Calibrate the (simulated) chip: measure, fit, record provenance, report changes."""
     from flows.calibrate import calibrate as calibrate_flow
 
-    selected = [q for q in qubits.split(",") if q.strip()] if qubits else None
     report = calibrate_flow(
-        qubits=selected,
+        qubits=selected_qubits(qubits),
         project_id=project,
         chip_id=chip,
         backend_config=str(config) if config else None,

@@ -3,9 +3,11 @@
 Starts the embedded MongoDB and a local Prefect server (SQLite), serves the 2300 hardware
 backend of a simulated three-qubit chip, starts the 2200 monitor (Prometheus metrics) and the
 console (the server of ``qops api serve``: the console's pages and the HTTP APIs), calibrates
-the chip twice (v1 and v2 of every parameter), syncs the calibration measurements into the
-dataset catalog and prints where everything is. The flows it runs get ``QOPS_CONSOLE_URL``,
-so their Prefect artifacts link to the console's pages.
+the chip twice (v1 and v2 of every parameter), runs one circuit on the calibrated chip as a
+2200 would (initialize, execute, terminate) and prints its counts, syncs the calibration
+measurements into the dataset catalog, drifts one qubit and lets ``maintain`` bring it back,
+and prints where everything is. The flows it runs get ``QOPS_CONSOLE_URL``, so their Prefect
+artifacts link to the console's pages.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from qops.process import LOOPBACK, free_port
 DEMO_CHIP = "demo-chip"
 DEMO_SOURCE = "demo-calibration"
 DEMO_PROJECT = "demo"
+DEMO_SHOTS = 1000
+DEMO_CIRCUIT = (
+    "version 3.0\nqubit[3] q\nbit[3] b\nH q[0]\nCNOT q[0], q[1]\nCNOT q[1], q[2]\nb = measure q\n"
+)
+"""A three-qubit GHZ state: ideally only 000 and 111; the calibrated noise adds the rest."""
 
 
 def _backend_config(path: Path) -> Path:
@@ -54,6 +61,7 @@ def _backend_config(path: Path) -> Path:
                 }
             ],
         },
+        "supports_raw_data": True,
         "extra_metrics": {"fridge_temperature_in_mk": 8.4},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -152,6 +160,8 @@ def demo(
                         pub_address,
                         "--metrics-port",
                         str(metrics_port),
+                        "--chip",
+                        DEMO_CHIP,
                     ),
                     logs / "monitor.log",
                     http_ready(metrics_url),
@@ -170,7 +180,7 @@ def demo(
                 typer.echo(f"{service.name:16} running  (log {service.log_file})")
             typer.echo(f"Console          {api_url}/")
             os.environ["QOPS_CONSOLE_URL"] = api_url
-            _run_flows(config, database, metrics_url, api_url, settings)
+            _run_flows(config, database, metrics_url, api_url, settings, req_address)
             if keep_running:
                 typer.echo(
                     "\nServices left running (pids "
@@ -188,12 +198,20 @@ def demo(
 
 
 def _run_flows(
-    config: Path, database: Path, metrics_url: str, api_url: str, settings: MongoSettings
+    config: Path,
+    database: Path,
+    metrics_url: str,
+    api_url: str,
+    settings: MongoSettings,
+    req_address: str,
 ) -> None:
     from flows.calibrate import calibrate
     from flows.sync_qcodes import sync_qcodes
     from qops.catalog.sources import SyncSources
+    from qops.chip.offsets import OffsetStore
 
+    # A demo run again on the same data directory starts from an undrifted chip.
+    OffsetStore(settings.data_dir).clear(DEMO_CHIP)
     typer.echo("\ncalibrating demo-chip twice (v1 and v2 of every parameter) ...")
     reports = [
         calibrate(backend_config=str(config), database_path=str(database), project_id=DEMO_PROJECT)
@@ -206,6 +224,8 @@ def _run_flows(
             f"{len(report.failed)} failed, {len(report.changes)} parameters changed"
         )
 
+    _run_circuit(req_address)
+
     SyncSources.create(
         name=DEMO_SOURCE,
         backend_identifier="qcodes",
@@ -215,6 +235,8 @@ def _run_flows(
     sync = sync_qcodes(source_name=DEMO_SOURCE)
     outcomes = [o for source in sync.sources for o in source.outcomes]
     typer.echo(f"synced {len(outcomes)} QCoDeS runs of {database} into the catalog")
+
+    _maintain(config, database, settings)
 
     typer.echo(f"\nMetrics          {metrics_url}")
     lines = _metrics_sample(metrics_url, 'qi_t1{qubit="q0"}', timeout_s=20)
@@ -257,6 +279,57 @@ def _run_flows(
         typer.echo(f"  its lineage    {entity_url(api_url, t1['entity_id'])}")
     typer.echo(f"  executions     {api_url}/console/executions")
     typer.echo(f"  chip           {api_url}/console/chips/{DEMO_CHIP}")
+
+
+def _run_circuit(req_address: str) -> None:
+    """Run :data:`DEMO_CIRCUIT` on the calibrated chip through the 2300 and print its counts."""
+    from qops.backend.job_client import JobClient, JobFailedError
+    from qops.protocol.messages import new_session_id
+
+    typer.echo(f"\nrunning a GHZ circuit on {DEMO_CHIP} ({DEMO_SHOTS} shots, calibrated noise) ...")
+    session = new_session_id()
+    try:
+        with JobClient(req_address, timeout_s=30) as client:
+            client.initialize(session)
+            try:
+                payload = client.execute(session, 1, DEMO_CIRCUIT, DEMO_SHOTS)
+            finally:
+                client.terminate(session)
+    except JobFailedError as e:
+        typer.echo(f"  the circuit did not run: {e}")
+        return
+    results = payload["results"]
+    assert isinstance(results, dict)
+    counts = sorted(((str(k), int(v)) for k, v in results.items()), key=lambda kv: -kv[1])
+    for bits, count in counts:
+        typer.echo(f"  {bits}  {count:5d}")
+    ghz = sum(count for bits, count in counts if bits in ("000", "111"))
+    typer.echo(f"  counts of job 1: {ghz / DEMO_SHOTS:.1%} in 000 or 111")
+
+
+DEMO_DRIFT_QUBIT = "Q2"
+DEMO_DRIFT_HZ = 2e6
+
+
+def _maintain(config: Path, database: Path, settings: MongoSettings) -> None:
+    """Drift one qubit (for every process, as ``qops chip drift`` does) and let ``maintain``
+    find it with its checks and recalibrate only what fails."""
+    from flows.maintain import maintain
+    from qops.chip.offsets import OffsetStore
+    from qops.maintenance.report import summary_lines
+
+    typer.echo(
+        f"\ndrifting {DEMO_DRIFT_QUBIT} of {DEMO_CHIP} by {DEMO_DRIFT_HZ / 1e6:+g} MHz "
+        "(qops chip drift), then maintaining the chip ..."
+    )
+    OffsetStore(settings.data_dir).add(
+        DEMO_CHIP, DEMO_DRIFT_QUBIT, {"qubit_frequency": DEMO_DRIFT_HZ}
+    )
+    report = maintain(
+        backend_config=str(config), database_path=str(database), project_id=DEMO_PROJECT
+    )
+    for line in summary_lines(report):
+        typer.echo(f"  {line}")
 
 
 def _console_headers() -> dict[str, str]:

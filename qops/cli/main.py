@@ -29,8 +29,11 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "backend": ("qops.cli.backend", "app", "group"),
     "monitor": ("qops.cli.monitor", "monitor", "command"),
     "provenance": ("qops.cli.provenance", "app", "group"),
+    "maintenance": ("qops.cli.maintenance", "app", "group"),
     "api": ("qops.cli.api", "app", "group"),
     "calibrate": ("qops.cli.calibrate", "calibrate", "command"),
+    "maintain": ("qops.cli.maintain", "maintain", "command"),
+    "chip": ("qops.cli.chip", "app", "group"),
 }
 
 

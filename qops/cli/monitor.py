@@ -30,6 +30,16 @@ def monitor(
     mongodb_block: Annotated[
         str | None, typer.Option(help="qops-mongodb-connection block (default: QOPS_*).")
     ] = None,
+    chip: Annotated[
+        str | None,
+        typer.Option(
+            help="Chip the backend serves, named by out-of-spec events (default: its name)."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Maintenance policy giving each value's spec (default: built in)."),
+    ] = None,
 ) -> None:
     """Watch a 2300 backend and serve its metrics on http://0.0.0.0:PORT/metrics."""
     from flows.monitor_hardware import monitor_hardware
@@ -44,5 +54,7 @@ def monitor(
         heartbeat_s=heartbeat_s,
         duration_s=duration_s,
         mongodb_block=mongodb_block,
+        chip_id=chip,
+        policy_file=policy,
     )
     typer.echo(summary.model_dump_json())

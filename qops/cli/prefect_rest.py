@@ -332,3 +332,25 @@ class PrefectRest:
             },
         )
         return str(self._json(created)["id"])
+
+    def apply_automation(self, body: Mapping[str, JsonValue]) -> tuple[str, bool]:
+        """Create automation ``body["name"]``, or replace the one of that name.
+
+        Returns:
+            The automation's id, and whether it was created (not replaced).
+        """
+        name = str(body["name"])
+        action = f"apply automation {name}"
+        found = self._call(
+            "POST", "automations/filter", action, {"automations": {"name": {"any_": [name]}}}
+        )
+        assert found is not None
+        existing = [a for a in found.json() if isinstance(a, dict) and a.get("name") == name]
+        if not existing:
+            created = self._json(self._call("POST", "automations/", action, dict(body)))
+            return str(created["id"]), True
+        automation_id = str(existing[0]["id"])
+        self._call("PUT", f"automations/{automation_id}", action, dict(body))
+        for duplicate in existing[1:]:  # one automation per name
+            self._call("DELETE", f"automations/{duplicate['id']}", action, missing_ok=True)
+        return automation_id, False

@@ -107,6 +107,13 @@ class LocalPrefectServer:
             # from PREFECT_SERVER_API_HOST and _PORT (default 4200), not from --port, and the
             # UI of a server on any other port cannot reach its own API.
             "PREFECT_SERVER_UI_API_URL": server_address.api_url,
+            # Concurrency leases in files under PREFECT_HOME: held in memory (Prefect's
+            # default) they are lost when the server restarts while their slots stay
+            # taken, and the sync's global concurrency limits would never free again.
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
+                "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE",
+                "prefect.server.concurrency.lease_storage.filesystem",
+            ),
         }
         prefect_bin = Path(sys.executable).with_name("prefect")
         process = start_detached(

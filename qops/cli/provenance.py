@@ -15,7 +15,9 @@ from pymongo.errors import PyMongoError
 from qops.config import MongoSettings
 from qops.errors import QopsError
 from qops.mongo import database
+from qops.provenance import integrity
 from qops.provenance.config import ProvenanceSettings
+from qops.provenance.integrity import Problem
 from qops.provenance.models import GraphResponse
 from qops.provenance.outbox import Outbox, outbox_path
 from qops.provenance.recorder import ProvenanceRecorder
@@ -298,4 +300,77 @@ def replay(
     problem = recorder.last_unreachable or recorder.last_report.blocked
     if left:
         typer.echo(f"not drained: {problem or 'records appended meanwhile'}", err=True)
+        raise typer.Exit(1)
+
+
+def _local_recorder(settings: MongoSettings) -> ProvenanceRecorder:
+    """This machine's recorder: its outbox holds the write-ahead journal."""
+    repository = MongoProvenanceRepository(database(settings))
+    return ProvenanceRecorder(lambda: repository, Outbox(outbox_path(settings.data_dir)))
+
+
+def _print_problems(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        typer.echo(
+            f"{problem.kind.value}  {problem.project_id}  {problem.subject}: {problem.detail}"
+        )
+
+
+@app.command()
+def check(project_id: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Report every broken provenance invariant; exit 1 if any (see docs/provenance.md).
+
+    Open predecessors, a closed newest version, valid_until not equal to the successor's
+    valid_from, gaps in version numbers, orphan versions (no wasGeneratedBy or activity),
+    relations to missing nodes, and records this machine's writers left unfinished.
+    Without --project-id every project is checked.
+    """
+    settings = MongoSettings()
+    with open_service() as service:
+        repository = service.repository
+        assert isinstance(repository, MongoProvenanceRepository)
+        report = integrity.check(repository, project_id, Outbox(outbox_path(settings.data_dir)))
+    if as_json:
+        _json(report)
+    else:
+        _print_problems(report.problems)
+        typer.echo(
+            f"checked {report.versions} versions, {report.activities} activities, "
+            f"{report.relations} relations; {len(report.problems)} problems; "
+            f"{report.waiting_records} records waiting in the outbox"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def repair(
+    project_id: ProjectOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be done.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fix what is safely fixable; report what was done and what is left; exit 1 if any left.
+
+    Completes records this machine's writers left unfinished (from the journal, through the
+    outbox) and sets the valid_until of open or mismatched predecessors to their
+    successor's valid_from. Idempotent.
+    """
+    settings = MongoSettings()
+    with open_service() as service:
+        repository = service.repository
+        assert isinstance(repository, MongoProvenanceRepository)
+        report = integrity.repair(
+            repository, project_id, _local_recorder(settings), dry_run=dry_run
+        )
+    if as_json:
+        _json(report)
+    else:
+        verb = "would fix" if dry_run else "fixed"
+        for action in report.actions:
+            typer.echo(f"{verb} {action.kind.value}  {action.subject}: {action.action}")
+        _print_problems(report.left)
+        typer.echo(f"{len(report.actions)} {verb}; {len(report.left)} left")
+    if report.left:
         raise typer.Exit(1)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import plotly
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -28,14 +30,18 @@ from qops.console.auth import AuthMiddleware, ConsoleAuth
 from qops.console.chip import router as chip_router
 from qops.console.chip_data import CalibrationDatasets
 from qops.console.datasets import router as datasets_router
+from qops.console.health import router as health_pages
 from qops.console.provenance import assets as provenance_assets
 from qops.console.provenance import router as provenance_pages
 from qops.console.security import SecurityHeadersMiddleware
 from qops.console.templating import render, wants_html
 from qops.errors import QopsError
+from qops.maintenance.api import router as maintenance_router
+from qops.maintenance.health import HealthService
+from qops.maintenance.policy import MaintenanceSettings
 from qops.mongo import UNREACHABLE_ERRORS, unavailable
 from qops.provenance.api import router as provenance_router
-from qops.provenance.api import status_of
+from qops.provenance.api import status_of, use_openapi_with_prov_json
 from qops.provenance.service import ProvenanceService
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,8 @@ class ConsoleServices:
         backend_state: The shared backend state store (chip page state); ``None``: unknown.
         calibration_datasets: The catalog datasets of a calibration; ``None``: not linked.
         prefect_ui_url: The Prefect UI, for links to calibration flow runs; ``None``: none.
+        health: Chip health (``/maintenance/...``); ``None``: over ``provenance`` with the
+            policy of :class:`~qops.maintenance.policy.MaintenanceSettings`.
     """
 
     provenance: ProvenanceService
@@ -64,6 +72,7 @@ class ConsoleServices:
     backend_state: BackendStateStore | None = None
     calibration_datasets: CalibrationDatasets | None = None
     prefect_ui_url: str | None = None
+    health: HealthService | None = None
 
 
 pages = APIRouter(include_in_schema=False)
@@ -100,7 +109,8 @@ async def _mongo_unreachable(request: Request, error: Exception) -> Response:
 async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     if not wants_html(request):
-        return JSONResponse({"detail": error.errors()}, 422)
+        # qops.http_errors.ValidationErrorBody, as FastAPI's own handler encodes it.
+        return JSONResponse({"detail": jsonable_encoder(error.errors())}, 422)
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "query")
@@ -111,7 +121,9 @@ async def _validation_error(request: Request, error: Exception) -> Response:
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     if not wants_html(request):
-        return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
+        # qops.http_errors.ErrorBody, like every other error of a JSON path.
+        body = {"detail": str(error.detail), "error": "HTTPException"}
+        return JSONResponse(body, error.status_code, headers=error.headers)
     title = "Not found" if error.status_code == 404 else "Error"
     answer = _error_answer(request, error.status_code, title, str(error.detail), "HTTPException")
     if error.headers:
@@ -142,12 +154,17 @@ def create_app(services: ConsoleServices, auth: ConsoleAuth | None = None) -> Fa
     app.state.calibration_datasets = services.calibration_datasets
     app.state.prefect_ui_url = services.prefect_ui_url
     app.include_router(provenance_router)
+    app.state.health_service = services.health or HealthService(
+        services.provenance, MaintenanceSettings().policy()
+    )
+    app.include_router(maintenance_router)
     app.state.catalog_service = services.catalog
     app.include_router(catalog_router)
     app.include_router(pages)
     app.include_router(datasets_router)
     app.include_router(provenance_pages)
     app.include_router(chip_router)
+    app.include_router(health_pages)
     app.include_router(provenance_assets)
     # plotly.js comes out of the installed plotly package: nothing is loaded from elsewhere.
     app.mount("/static/vendor/plotly", StaticFiles(directory=_PLOTLY_JS), name="plotly")
@@ -161,4 +178,36 @@ def create_app(services: ConsoleServices, auth: ConsoleAuth | None = None) -> Fa
         # Added before the security headers so that they wrap it: a 401 carries them too.
         app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(SecurityHeadersMiddleware)
+    use_openapi_with_prov_json(app)
+    if auth is not None:
+        _declare_authentication(app, auth)
     return app
+
+
+def _declare_authentication(app: FastAPI, auth: ConsoleAuth) -> None:
+    """Make the OpenAPI state what :class:`AuthMiddleware` does: credentials, else a 401.
+
+    HTTP Basic always, a bearer token when one is configured; every operation declares the
+    401 and its body (an :class:`~qops.http_errors.ErrorBody`, ``"error":
+    "NotAuthenticated"``).
+    """
+    generate = app.openapi
+    schemes = {"basic": {"type": "http", "scheme": "basic"}}
+    if auth.token is not None:
+        schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+    unauthorized = {
+        "description": "No valid credentials (a WWW-Authenticate challenge is sent).",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        if "securitySchemes" not in document.setdefault("components", {}):
+            document["components"]["securitySchemes"] = schemes
+            document["security"] = [{name: []} for name in schemes]
+            for item in document.get("paths", {}).values():
+                for operation in item.values():
+                    operation.setdefault("responses", {})["401"] = unauthorized
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -78,7 +78,8 @@ def parameter_history(
     return render(request, "provenance_history.html", context)
 
 
-@router.get("/entities/{entity_id}")
+# The path converter keeps an id whose parts hold "/" (linked as %2F) reachable.
+@router.get("/entities/{entity_id:path}")
 def entity_page(
     request: Request,
     entity_id: str,
@@ -131,7 +132,7 @@ def executions_page(
     return render(request, "provenance_executions.html", context)
 
 
-@router.get("/executions/{execution_id}")
+@router.get("/executions/{execution_id:path}")
 def execution_page(request: Request, execution_id: str) -> Response:
     """One execution: its task runs and the versions they wrote; a form to compare it."""
     service = provenance_service(request)

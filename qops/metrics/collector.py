@@ -56,6 +56,15 @@ class HardwareMetricsCollector:
                 dynamic_at=time.time(),
             )
 
+    def clear_metrics(self) -> None:
+        """Withdraw every reported metric: 2300 answered get_dynamic with nothing usable.
+
+        ``qops_monitor_last_dynamic_timestamp_seconds`` keeps the time of the last answer
+        that was used.
+        """
+        with self._write:
+            self._snapshot = replace(self._snapshot, metrics=(), dropped=0)
+
     def set_reachability(self, up: bool, state: str | None) -> None:
         """Set ``qi_up`` and the state ``qi_backend_state`` marks with 1."""
         with self._write:

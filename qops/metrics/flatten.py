@@ -3,13 +3,14 @@
 A metric is a number (one sample without labels) or a tree whose ``__labels__`` name, by
 depth, the labels its keys are values of: ``{"t1": {"__labels__": ["qubit"], "q0": 0.9}}``
 gives ``qi_t1{qubit="q0"} 0.9``. A ``null`` leaf or an omitted branch is no sample. A metric
-that cannot be flattened (wrong depth, non-numeric leaf, invalid name) is dropped whole with
-its reason; the others are kept.
+that cannot be flattened (wrong depth, a leaf that is not a finite number, e.g. a string,
+a boolean or NaN, an invalid name) is dropped whole with its reason; the others are kept.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -145,6 +146,9 @@ def _walk(
         here = (*path, key)
         if child is None:
             continue
+        if not _utf8(key):
+            # Python's json reads "\ud800" into a str no UTF-8 scrape can carry.
+            raise _DropError(f"label value {'/'.join(here)!r} is not valid UTF-8 text")
         if isinstance(child, Mapping):
             if len(here) >= depth:
                 raise _DropError(
@@ -162,8 +166,25 @@ def _walk(
             samples.append((here, value))
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _number(value: object, path: tuple[str, ...]) -> float:
+    where = "/".join(path) or "value"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        where = "/".join(path) or "value"
-        raise _DropError(f"{where} is {type(value).__name__} {value!r}, not a number")
-    return float(value)
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:80] + "..."
+        raise _DropError(f"{where} is {type(value).__name__} {shown}, not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _DropError(f"{where} is an integer too large for a float") from None
+    if not math.isfinite(number):
+        raise _DropError(f"{where} is {number!r}, not a finite number")
+    return number

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import zmq
+from pydantic import ValidationError
 
 from qops.monitor.errors import BackendFailureError, BackendUnreachableError
 from qops.protocol.errors import ProtocolError
@@ -90,8 +91,15 @@ class MetaClient:
         Raises:
             BackendUnreachableError: No usable reply after every attempt.
             BackendFailureError: 2300 answered with a failure reply.
+            ProtocolError: The answer matches the schema but not :class:`StaticInfo`.
         """
-        return StaticInfo.model_validate(self.request(Command.GET_STATIC))
+        payload = self.request(Command.GET_STATIC)
+        try:
+            return StaticInfo.model_validate(payload)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = "/".join(str(part) for part in first["loc"]) or "(top level)"
+            raise ProtocolError("get_static reply", f"payload/{where}: {first['msg']}") from e
 
     def get_dynamic(self) -> JsonObject:
         """Return 2300's current metrics (the get_dynamic payload, schema-checked).

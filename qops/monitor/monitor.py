@@ -1,25 +1,33 @@
 """The 2200 side: watches 2300 and keeps its metrics current for Prometheus.
 
 On start the monitor fetches get_static and get_dynamic. It then follows 2300's published
-state: get_dynamic again on every CALIBRATING/OFFLINE → IDLE transition and whenever the
-heartbeat comes back after being lost; get_static again when 2300 came back (a changed
-``starttime`` means it restarted) and every ``static_check_s``. A heartbeat missing for
-``missed_heartbeats`` intervals sets ``qi_up`` to 0 and the state to UNREACHABLE.
+state: get_dynamic again when IDLE follows CALIBRATING or OFFLINE (also through other states
+between, e.g. CALIBRATING → EXECUTING → IDLE) and whenever the heartbeat comes back after
+being lost; get_static again when 2300 came back (a changed ``starttime`` means it
+restarted) and every ``static_check_s``. A heartbeat missing for ``missed_heartbeats``
+intervals sets ``qi_up`` to 0 and the state to UNREACHABLE.
+
+A fetch that fails is retried after the heartbeat period, doubling per failure up to
+``max_retry_s``. No reply 2300 can send stops the monitor: a reply it cannot use is logged
+and retried, and an answer MongoDB cannot hold is stored as JSON text
+(:mod:`~qops.monitor.snapshots`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 
 import zmq
-from pydantic import BaseModel, ConfigDict, Field
+from bson.errors import BSONError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.errors import PyMongoError
 
 from qops.metrics.collector import RESERVED, HardwareMetricsCollector, MetricsExporter
-from qops.metrics.flatten import flatten_dynamic
+from qops.metrics.flatten import Flattened, flatten_dynamic
 from qops.monitor.client import MetaClient
 from qops.monitor.errors import BackendFailureError, BackendUnreachableError
 from qops.monitor.snapshots import SnapshotSink
@@ -33,6 +41,7 @@ TICK_S = 0.1
 """Longest wait of one loop turn: the bound on how late a stop request is noticed."""
 
 _REFRESH_FROM = frozenset({BackendState.CALIBRATING, BackendState.OFFLINE})
+"""States after which the next IDLE brings new metrics (the calibration may have changed)."""
 
 
 class MonitorSettings(BaseModel):
@@ -53,6 +62,9 @@ class MonitorSettings(BaseModel):
     )
     static_check_s: float = Field(
         default=60.0, gt=0, description="How often get_static is repeated to notice restarts."
+    )
+    max_retry_s: float = Field(
+        default=60.0, gt=0, description="Longest wait between retries of a failing fetch."
     )
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
 
@@ -78,6 +90,8 @@ class HardwareMonitor:
         sink: Records every get_static and get_dynamic answer.
         exporter: Pushes to the Pushgateway after each change, if configured.
         on_static: Called with each new get_static answer (at start and after a restart).
+        on_dynamic: Called with each flattened get_dynamic answer (e.g. a
+            :class:`~qops.monitor.thresholds.ThresholdWatcher`'s ``observe``).
         initial_static: A get_static answer already fetched; skips the first fetch.
     """
 
@@ -90,12 +104,14 @@ class HardwareMonitor:
         exporter: MetricsExporter | None = None,
         on_static: Callable[[StaticInfo], None] | None = None,
         initial_static: StaticInfo | None = None,
+        on_dynamic: Callable[[Flattened], object] | None = None,
     ) -> None:
         self.settings = settings
         self.collector = collector
         self.sink = sink
         self.exporter = exporter
         self.on_static = on_static
+        self.on_dynamic = on_dynamic
         self.static = initial_static
         self.summary = MonitorSummary(backend=initial_static.name if initial_static else None)
         self._stop = threading.Event()
@@ -112,7 +128,9 @@ class HardwareMonitor:
         self.state: str | None = None
         self._need_static = initial_static is None
         self._need_dynamic = True
+        self._dynamic_due = False
         self._next_fetch = 0.0
+        self._failures = 0
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (safe from signal handlers and other threads)."""
@@ -162,14 +180,16 @@ class HardwareMonitor:
         try:
             message = decode(frame, "publish_state", self.settings.max_message_bytes)
             self._schemas.check("publish_state/message", message, "publish_state")
-        except ProtocolError as e:
+            payload = message["payload"]
+            assert isinstance(payload, dict)
+            state = StateMessage.model_validate(payload).state
+        except (ProtocolError, ValidationError) as e:
             logger.warning("ignored a published message: %s", e)
             return False
-        payload = message["payload"]
-        assert isinstance(payload, dict)
-        state = StateMessage.model_validate(payload).state
         self.summary.heartbeats += 1
         previous = self.state
+        if state in _REFRESH_FROM:
+            self._dynamic_due = True
         if not self.up:
             logger.info("2300 heartbeat %s (state %s)", "back" if previous else "seen", state)
             if previous == UNREACHABLE:
@@ -177,7 +197,8 @@ class HardwareMonitor:
                 self._need_static = True
                 self._need_dynamic = True
                 self._next_fetch = 0.0
-        elif previous in _REFRESH_FROM and state is BackendState.IDLE:
+        elif self._dynamic_due and state is BackendState.IDLE and previous != state.value:
+            self._dynamic_due = False
             self._need_dynamic = True
             self._next_fetch = 0.0
         if previous != state.value:
@@ -211,17 +232,29 @@ class HardwareMonitor:
             if self._need_dynamic and self.static is not None:
                 self._fetch_dynamic()
         except (BackendUnreachableError, BackendFailureError, ProtocolError) as e:
-            logger.warning("will retry: %s", e)
-            self._next_fetch = time.monotonic() + self.settings.heartbeat_s
+            self._retry_later(str(e))
+        except Exception as e:
+            # The monitor's process edge: whatever a reply does, monitoring goes on.
+            logger.exception("unexpected error fetching from 2300")
+            self._retry_later(f"{type(e).__name__}: {e}")
         else:
+            self._failures = 0
             self._next_fetch = 0.0
+
+    def _retry_later(self, reason: str) -> None:
+        self._failures += 1
+        delay = min(
+            self.settings.max_retry_s, self.settings.heartbeat_s * 2 ** min(self._failures - 1, 30)
+        )
+        logger.warning("will retry in %.1f s (failure %d): %s", delay, self._failures, reason)
+        self._next_fetch = time.monotonic() + delay
 
     def _fetch_static(self) -> None:
         static = self.client.get_static()
         self.summary.static_fetches += 1
         self._need_static = False
         previous = self.static
-        if previous is not None and previous.starttime == static.starttime:
+        if previous is not None and _same_start(previous.starttime, static.starttime):
             return
         if previous is not None:
             logger.info(
@@ -240,12 +273,20 @@ class HardwareMonitor:
 
     def _fetch_dynamic(self) -> None:
         assert self.static is not None
-        payload = self.client.get_dynamic()
+        try:
+            payload = self.client.get_dynamic()
+        except (BackendFailureError, ProtocolError):
+            # 2300 answered, but with nothing usable: the old values are not current any more.
+            self.collector.clear_metrics()
+            self._push()
+            raise
         self.summary.dynamic_fetches += 1
         self._need_dynamic = False
         flattened = flatten_dynamic(payload, reserved=RESERVED)
         self.summary.dropped_metrics += len(flattened.dropped)
         self.collector.replace_metrics(flattened)
+        if self.on_dynamic is not None:
+            self.on_dynamic(flattened)
         name = self.static.name
         self._record(lambda: self.sink.record_dynamic(name, payload), "get_dynamic")
         logger.info(
@@ -258,12 +299,18 @@ class HardwareMonitor:
         self._push()
 
     def _record(self, write: Callable[[], str], what: str) -> None:
-        # Metrics keep flowing while MongoDB is down; the loss is logged as an error.
+        # Metrics keep flowing while MongoDB is down; the loss is logged as an error. The
+        # repository stores what BSON cannot hold as text; the BSON errors are a last guard.
         try:
             write()
-        except PyMongoError as e:
+        except (PyMongoError, BSONError, OverflowError, UnicodeEncodeError) as e:
             logger.error("could not record the %s answer in MongoDB: %s", what, e)
 
     def _push(self) -> None:
         if self.exporter is not None:
             self.exporter.push()
+
+
+def _same_start(a: float, b: float) -> bool:
+    """Whether two starttimes are the same start (NaN, which the protocol allows, is)."""
+    return a == b or (math.isnan(a) and math.isnan(b))

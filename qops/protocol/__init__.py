@@ -2,7 +2,6 @@
 
 Only what both sides share: :mod:`~qops.protocol.messages` (typed messages),
 :mod:`~qops.protocol.schemas` (the JSON Schemas every message is checked against, and the
-byte codec), :mod:`~qops.protocol.compiled` (the schemas compiled into predicates) and
-:mod:`~qops.protocol.errors` (a message that breaks the protocol). The 2300 side is
+byte codec) and :mod:`~qops.protocol.errors` (a message that breaks the protocol). The 2300 side is
 :mod:`qops.backend`, the 2200 side :mod:`qops.monitor`.
 """

@@ -26,6 +26,13 @@ class Command(StrEnum):
 
     GET_STATIC = "get_static"
     GET_DYNAMIC = "get_dynamic"
+    INITIALIZE = "initialize"
+    EXECUTE = "execute"
+    TERMINATE = "terminate"
+
+
+JOB_COMMANDS = frozenset({Command.INITIALIZE, Command.EXECUTE, Command.TERMINATE})
+"""The commands of running circuits (docs/request/locking.md and execute.md of the spec)."""
 
 
 PUBLISH_STATE = "publish_state"
@@ -86,12 +93,15 @@ class FailureReply(BaseModel):
 
 
 class CompilerPass(BaseModel):
-    """One pass of a compiler stage: an OpenSquirrel class, its method and arguments."""
+    """One pass of a compiler stage: an OpenSquirrel class, its method and arguments.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Other keys (the protocol allows them, e.g. a pass's ``name``) are kept as they came.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     path: str = Field(
-        description="Dotted path of an OpenSquirrel class, e.g. "
+        description="Dotted path of the class doing the pass, e.g. "
         "opensquirrel.passes.decomposer.mckay_decomposer.McKayDecomposer."
     )
     method: str = Field(description="Method opensquirrel calls on the instance.")
@@ -101,9 +111,13 @@ class CompilerPass(BaseModel):
 
 
 class CompilerConfig(BaseModel):
-    """The default compiler configuration: passes per stage, applied in order."""
+    """The default compiler configuration: passes per stage, applied in order.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    The four stages below are the protocol's; other keys are allowed by the protocol and
+    kept unchecked as they came (:meth:`other_stages`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     decomposition: list[CompilerPass] = Field(default_factory=list)
     mapping: list[CompilerPass] = Field(default_factory=list)
@@ -119,17 +133,25 @@ class CompilerConfig(BaseModel):
             "routing": self.routing,
         }
 
+    def other_stages(self) -> dict[str, object]:
+        """Return the keys beyond the protocol's four stages, as they came."""
+        return dict(self.model_extra or {})
+
 
 class StaticInfo(BaseModel):
-    """The get_static payload: what 2300 is, fetched once per 2300 start."""
+    """The get_static payload: what 2300 is, fetched once per 2300 start.
 
-    model_config = ConfigDict(frozen=True)
+    As lenient as the protocol's schema (any integer count, any gate and system name); keys
+    the protocol does not name are kept as they came.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     protocol_version: int = PROTOCOL_VERSION
-    nqubits: int = Field(ge=0)
+    nqubits: int
     topology: list[tuple[int, int]]
     name: str
-    pgs: list[str]
+    pgs: list[str] = Field(description="Gate names, e.g. QuIS instruction names (X, mX90).")
     starttime: float = Field(description="time.time() at start-up of 2300, in seconds.")
     default_compiler_config: CompilerConfig = Field(default_factory=CompilerConfig)
     supports_raw_data: bool = False

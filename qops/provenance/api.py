@@ -2,18 +2,22 @@
 
 :func:`create_app` is the factory; the service is handed in by the composition root and
 reaches each endpoint through ``Depends``. One exception handler turns qops errors into
-HTTP statuses: unknown things 404, bad input 422, an unreachable database 503.
+HTTP statuses: unknown things 404, bad input 422, an unreachable database 503. Each route
+declares every status it answers with and its body (:mod:`qops.http_errors`), and the
+bounds it enforces; ``format=prov-json`` answers are ``application/prov+json`` with the
+PROV-JSON schema, so the declared 200 schema of each media type holds.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from qops.errors import MongoUnavailableError, NotFoundError, QopsError
+from qops.http_errors import error_responses
 from qops.mongo import UNREACHABLE_ERRORS, unavailable
 from qops.provenance.models import (
     ChangesResponse,
@@ -24,7 +28,16 @@ from qops.provenance.models import (
     ParameterVersion,
     StatsResponse,
 )
-from qops.provenance.service import DEFAULT_REL_TOL, ProvenanceService
+from qops.provenance.prov_json import MEDIA_TYPE as PROV_JSON_MEDIA_TYPE
+from qops.provenance.prov_json import SCHEMA_NAME as PROV_JSON_SCHEMA
+from qops.provenance.prov_json import openapi_schemas
+from qops.provenance.service import (
+    DEFAULT_REL_TOL,
+    MAX_DEPTH,
+    MAX_LIMIT,
+    MAX_WITHIN_HOURS,
+    ProvenanceService,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,29 +50,73 @@ def get_service(request: Request) -> ProvenanceService:
 
 Service = Annotated[ProvenanceService, Depends(get_service)]
 ProjectId = Annotated[
-    str | None, Query(description="Project to query; default QOPS_PROJECT_ID of the server.")
+    str | None,
+    Query(min_length=1, description="Project to query; default QOPS_PROJECT_ID of the server."),
 ]
-MaxDepth = Annotated[int, Query(description="Hops to follow; must be >= 1, capped at 50.")]
+ENTITY_ID_PATTERN = "^[^:]+:[^:]+:[^:]+:[^:]+$"
+"""Four non-empty ``:``-free parts (``qops.provenance.ids``); a part may hold ``/``."""
+EntityId = Annotated[
+    str,
+    Path(
+        description="{parameter_name}:{qid}:{execution_id}:{task_id}; a part may contain '/' "
+        "(sent as is or as %2F).",
+        # Declared, and checked by the service (a 422 naming the malformed id).
+        json_schema_extra={"pattern": ENTITY_ID_PATTERN},
+    ),
+]
+MaxDepth = Annotated[
+    int, Query(ge=1, description=f"Hops to follow, at least 1; larger than {MAX_DEPTH} is capped.")
+]
+Limit = Annotated[
+    int, Query(ge=1, description=f"Rows to return, at least 1; larger than {MAX_LIMIT} is capped.")
+]
+ChipId = Annotated[
+    str | None,
+    Query(min_length=1, description="Chip whose version chain to return; default every chip."),
+]
+OutputFormat = Annotated[
+    Literal["json", "prov-json"],
+    Query(
+        alias="format",
+        description=f"json (application/json), or prov-json: a W3C PROV-JSON document "
+        f"({PROV_JSON_MEDIA_TYPE}).",
+    ),
+]
 
 router = APIRouter(prefix="/provenance", tags=["provenance"])
+_GRAPH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The graph (format=json), or a W3C PROV-JSON document "
+        f"(format=prov-json, {PROV_JSON_MEDIA_TYPE}).",
+        "content": {
+            PROV_JSON_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{PROV_JSON_SCHEMA}"}}
+        },
+    },
+    **error_responses(404, 422, 503),
+}
 
 
-@router.get("/entities/{entity_id}", response_model=ParameterVersion)
-def get_entity(entity_id: str, service: Service, project_id: ProjectId = None) -> ParameterVersion:
+# The entity routes take the path converter: an id whose parts hold "/" stays reachable.
+@router.get(
+    "/entities/{entity_id:path}",
+    response_model=ParameterVersion,
+    responses=error_responses(404, 422, 503),
+)
+def get_entity(
+    entity_id: EntityId, service: Service, project_id: ProjectId = None
+) -> ParameterVersion:
     """One parameter version."""
     return service.entity(entity_id, project_id)
 
 
-@router.get("/history", response_model=HistoryResponse)
+@router.get("/history", response_model=HistoryResponse, responses=error_responses(422, 503))
 def get_history(
-    parameter_name: str,
-    qid: str,
+    parameter_name: Annotated[str, Query(min_length=1)],
+    qid: Annotated[str, Query(min_length=1)],
     service: Service,
-    limit: int = 50,
+    limit: Limit = 50,
     project_id: ProjectId = None,
-    chip_id: Annotated[
-        str | None, Query(description="Chip whose version chain to return; default every chip.")
-    ] = None,
+    chip_id: ChipId = None,
 ) -> HistoryResponse:
     """Versions of a parameter of a qid, newest first, with ``total_versions``."""
     return service.history(parameter_name, qid, limit, project_id, chip_id)
@@ -75,70 +132,82 @@ def _graph_response(
 ) -> GraphResponse | JSONResponse:
     if output == "prov-json":
         document = service.export_prov_json(entity_id, max_depth, project_id, direction=direction)
-        return JSONResponse(document, media_type="application/json")
+        return JSONResponse(document, media_type=PROV_JSON_MEDIA_TYPE)
     if direction == "impact":
         return service.impact(entity_id, max_depth, project_id)
     return service.lineage(entity_id, max_depth, project_id)
 
 
-@router.get("/lineage/{entity_id}", response_model=GraphResponse)
+@router.get("/lineage/{entity_id:path}", response_model=GraphResponse, responses=_GRAPH_RESPONSES)
 def get_lineage(
-    entity_id: str,
+    entity_id: EntityId,
     service: Service,
     max_depth: MaxDepth = 5,
     project_id: ProjectId = None,
-    output_format: Annotated[Literal["json", "prov-json"], Query(alias="format")] = "json",
+    output_format: OutputFormat = "json",
 ) -> GraphResponse | JSONResponse:
     """Ancestors of an entity (``format=prov-json`` for a W3C PROV-JSON document)."""
     return _graph_response(service, entity_id, max_depth, project_id, output_format, "lineage")
 
 
-@router.get("/impact/{entity_id}", response_model=GraphResponse)
+@router.get("/impact/{entity_id:path}", response_model=GraphResponse, responses=_GRAPH_RESPONSES)
 def get_impact(
-    entity_id: str,
+    entity_id: EntityId,
     service: Service,
     max_depth: MaxDepth = 5,
     project_id: ProjectId = None,
-    output_format: Annotated[Literal["json", "prov-json"], Query(alias="format")] = "json",
+    output_format: OutputFormat = "json",
 ) -> GraphResponse | JSONResponse:
     """Descendants of an entity (``format=prov-json`` for a W3C PROV-JSON document)."""
     return _graph_response(service, entity_id, max_depth, project_id, output_format, "impact")
 
 
-@router.get("/compare", response_model=CompareResponse)
+@router.get("/compare", response_model=CompareResponse, responses=error_responses(404, 422, 503))
 def get_compare(
     execution_id_before: str,
     execution_id_after: str,
     service: Service,
-    rel_tol: float = DEFAULT_REL_TOL,
+    rel_tol: Annotated[
+        float,
+        Query(ge=0, allow_inf_nan=False, description="Relative tolerance of 'unchanged', >= 0."),
+    ] = DEFAULT_REL_TOL,
     project_id: ProjectId = None,
 ) -> CompareResponse:
     """Parameters added, removed and changed between two executions."""
     return service.compare(execution_id_before, execution_id_after, rel_tol, project_id)
 
 
-@router.get("/stats", response_model=StatsResponse)
+@router.get("/stats", response_model=StatsResponse, responses=error_responses(422, 503))
 def get_stats(service: Service, project_id: ProjectId = None) -> StatsResponse:
     """Counts of entities, activities, relations by type and executions."""
     return service.stats(project_id)
 
 
-@router.get("/executions", response_model=ExecutionsResponse)
+@router.get("/executions", response_model=ExecutionsResponse, responses=error_responses(422, 503))
 def get_executions(
-    service: Service, limit: int = 20, project_id: ProjectId = None
+    service: Service, limit: Limit = 20, project_id: ProjectId = None
 ) -> ExecutionsResponse:
     """Recent executions with their time and task count."""
     return service.executions(limit, project_id)
 
 
-@router.get("/changes", response_model=ChangesResponse)
+@router.get("/changes", response_model=ChangesResponse, responses=error_responses(422, 503))
 def get_changes(
     service: Service,
-    limit: int = 20,
-    within_hours: float = 24.0,
+    limit: Limit = 20,
+    within_hours: Annotated[
+        float,
+        Query(
+            gt=0,
+            le=MAX_WITHIN_HOURS,
+            allow_inf_nan=False,
+            description=f"The window, in hours: > 0 and <= {MAX_WITHIN_HOURS}.",
+        ),
+    ] = 24.0,
     project_id: ProjectId = None,
     chip_id: Annotated[
-        str | None, Query(description="Only this chip's changes; default every chip.")
+        str | None,
+        Query(min_length=1, description="Only this chip's changes; default every chip."),
     ] = None,
 ) -> ChangesResponse:
     """Recent parameter changes with previous value and delta."""
@@ -180,4 +249,24 @@ def create_app(service: ProvenanceService) -> FastAPI:
     app.add_exception_handler(QopsError, _qops_error)
     for unreachable in UNREACHABLE_ERRORS:
         app.add_exception_handler(unreachable, _qops_error)
+    use_openapi_with_prov_json(app)
     return app
+
+
+def use_openapi_with_prov_json(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI carry the PROV-JSON component schemas the routes refer to.
+
+    FastAPI builds component schemas from pydantic models only; the PROV-JSON document's
+    schema is the JSON Schema file the exports are tested against
+    (:func:`qops.provenance.prov_json.openapi_schemas`), added once to the generated document.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # FastAPI's, built once and kept in app.openapi_schema
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        if PROV_JSON_SCHEMA not in schemas:
+            schemas.update(openapi_schemas())
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -108,7 +108,9 @@ class ParameterVersion(BaseModel):
     task_id: str
     task_name: str
     project_id: str
-    chip_id: str
+    chip_id: str = Field(
+        description="The chip whose chain this version is in; empty if the document has none."
+    )
     previous_entity_id: str | None = None
 
 
@@ -126,7 +128,9 @@ class Activity(BaseModel):
     status: ActivityStatus
     project_id: str
     chip_id: str
-    agent: Agent
+    agent: Agent | None = Field(
+        default=None, description="Who ran it; null for activities written without one."
+    )
     error_message: str | None = None
 
 
@@ -139,7 +143,9 @@ class ProvenanceRelation(BaseModel):
     target_id: str
     target_type: NodeType
     project_id: str
-    execution_id: str
+    execution_id: str | None = Field(
+        default=None, description="The execution that recorded it; null if not stored."
+    )
 
 
 class InputUse(BaseModel):

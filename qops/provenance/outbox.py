@@ -1,13 +1,21 @@
 """A durable local outbox for task records that could not reach MongoDB.
 
-Records are appended to a SQLite file (``<data_dir>/provenance/outbox.sqlite``) with
-``synchronous=FULL``, so an appended record survives a crash of the process or the machine.
+Records are appended to a SQLite file (``<data_dir>/provenance/outbox.sqlite``, in WAL
+mode) with ``synchronous=FULL``, so an appended record survives a crash of the process or
+the machine.
 Replay takes them in append order, writes each through the repository (idempotent, so a
 replay interrupted part-way is safe to repeat) and deletes it only once written. A record
 that can never be written (it cannot be read back, or MongoDB refuses it for good), or that
 failed :data:`MAX_ATTEMPTS` replays, moves to the ``dead_letter`` table with its reason and
 the replay goes on with the next. A task run's record is kept once: appending it again (a
 retry of the same run) replaces the waiting copy.
+
+The same file is the recorder's write-ahead journal (table ``in_flight``): a record is
+journaled (durably) before its first MongoDB write and removed after its last, and its
+writer holds an exclusive ``flock`` on a lock file of its own meanwhile. A journaled record
+whose lock is free belongs to a writer that died part-way (the kernel releases the locks of
+a killed process); :meth:`Outbox.adopt_abandoned` moves such records into the outbox, whose
+replay completes them (writing a record is idempotent).
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +55,14 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     failed_at TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     reason TEXT NOT NULL,
+    payload TEXT NOT NULL
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS in_flight (
+    token TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    record_key TEXT NOT NULL,
     payload TEXT NOT NULL
 )
 """,
@@ -163,25 +181,35 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock_path = self.path.with_suffix(".lock")
+        self._ready = False
+        """Whether this instance created the tables (once: they are never dropped)."""
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A connection; ``durable=False`` for writes a crash may lose (journal clean-up)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise OutboxError(str(self.path), f"cannot open: {e}") from e
         try:
-            connection.execute("PRAGMA synchronous=FULL")
-            for statement in _SCHEMA:
-                connection.execute(statement)
-            present = {str(row[1]) for row in connection.execute("PRAGMA table_info(outbox)")}
-            for column, kind in _COLUMNS.items():
-                if column not in present:
-                    connection.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
-            connection.execute(
-                "CREATE UNIQUE INDEX IF NOT EXISTS outbox_record_key ON outbox (record_key)"
-            )
+            if not self._ready:
+                # Write-ahead logging: a commit is one fsync of the log (three of the file
+                # and its rollback journal otherwise); the file is qops's own.
+                connection.execute("PRAGMA journal_mode=WAL")
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+                present = {str(row[1]) for row in connection.execute("PRAGMA table_info(outbox)")}
+                for column, kind in _COLUMNS.items():
+                    if column not in present:
+                        connection.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
+                connection.execute(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS outbox_record_key ON outbox (record_key)"
+                )
+                self._ready = True
+            # FULL: a commit is on disk before it returns. NORMAL (in WAL mode) may lose the
+            # last commits on a power loss, never corrupt the file.
+            connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             yield connection
         except sqlite3.Error as e:
             raise OutboxError(str(self.path), str(e)) from e
@@ -234,6 +262,119 @@ class Outbox:
             seq,
         )
         return seq
+
+    @property
+    def _journal_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".in-flight")
+
+    def begin(self, record: TaskRecord) -> InFlight:
+        """Journal ``record`` durably before it is written to MongoDB; see :class:`InFlight`.
+
+        Raises:
+            OutboxError: The file cannot be written.
+        """
+        token = uuid.uuid4().hex
+        try:
+            self._journal_dir.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self._journal_dir / f"{token}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:
+            raise OutboxError(str(self._journal_dir), f"cannot create a lock file: {e}") from e
+        # Locked before the journal row exists: a row whose lock is free is abandoned.
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            with self._connect() as connection:
+                connection.execute(
+                    "INSERT INTO in_flight (token, started_at, record_key, payload) "
+                    "VALUES (?, ?, ?, ?)",
+                    (token, utc_now().isoformat(), record_key(record), encode_record(record)),
+                )
+        except OutboxError:
+            os.close(descriptor)
+            raise
+        return InFlight(self, token, descriptor)
+
+    def _end(self, flight: InFlight, *, keep: bool) -> None:
+        try:
+            if not keep:
+                # Not durable: if a crash loses this delete, the entry is adopted and the
+                # record written again, which changes nothing (writing is idempotent).
+                with self._connect(durable=False) as connection:
+                    connection.execute("DELETE FROM in_flight WHERE token = ?", (flight.token,))
+                with contextlib.suppress(OSError):
+                    (self._journal_dir / f"{flight.token}.lock").unlink()
+        finally:
+            os.close(flight.descriptor)
+
+    def in_flight(self) -> list[tuple[str, str, bool]]:
+        """Journaled records: ``(summary, started_at, abandoned)`` in journal order."""
+        if not self.path.exists():
+            return []
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT token, started_at, payload FROM in_flight ORDER BY started_at"
+            ).fetchall()
+        return [
+            (_summary_of(str(payload)), str(started), not self._held(str(token)))
+            for token, started, payload in rows
+        ]
+
+    def _held(self, token: str) -> bool:
+        """Whether a live writer holds the lock of journal entry ``token``."""
+        try:
+            descriptor = os.open(self._journal_dir / f"{token}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(descriptor)  # closing releases a lock taken here
+        return False
+
+    def adopt_abandoned(self) -> int:
+        """Move the journaled records of writers that died into the outbox; return how many.
+
+        Their replay completes them. A live writer's record is left alone (its lock is
+        held); if a writer finishes meanwhile, its row is gone and nothing moves.
+        """
+        if not self.path.exists():
+            return 0
+        with self._connect() as connection:
+            tokens = [str(r[0]) for r in connection.execute("SELECT token FROM in_flight")]
+        moved = 0
+        for token in tokens:
+            if self._held(token):
+                continue
+            with self._connect() as connection:
+                connection.execute("BEGIN IMMEDIATE")
+                row = connection.execute(
+                    "SELECT record_key, payload FROM in_flight WHERE token = ?", (token,)
+                ).fetchone()
+                if row is None:
+                    connection.execute("COMMIT")
+                    continue
+                key, payload = str(row[0]), str(row[1])
+                exists = connection.execute(
+                    "SELECT seq FROM outbox WHERE record_key = ?", (key,)
+                ).fetchone()
+                if exists is None:
+                    connection.execute(
+                        "INSERT INTO outbox (enqueued_at, payload, record_key) VALUES (?, ?, ?)",
+                        (utc_now().isoformat(), payload, key),
+                    )
+                connection.execute("DELETE FROM in_flight WHERE token = ?", (token,))
+                connection.execute("COMMIT")
+            with contextlib.suppress(OSError):
+                (self._journal_dir / f"{token}.lock").unlink()
+            moved += 1
+            logger.warning(
+                "provenance record %s was left part-written by a writer that died; "
+                "moved to outbox %s to be completed",
+                _summary_of(payload),
+                self.path,
+            )
+        return moved
 
     def contains(self, record: TaskRecord) -> bool:
         """Whether ``record`` (its task run and status) waits in the outbox."""
@@ -374,6 +515,28 @@ class Outbox:
             attempts,
             reason,
         )
+
+
+@dataclass
+class InFlight:
+    """A record journaled while it is written to MongoDB (from :meth:`Outbox.begin`).
+
+    :meth:`done` removes it once every write succeeded; :meth:`release` keeps it but
+    drops the lock (the write failed part-way in a live process), so the next
+    :meth:`Outbox.adopt_abandoned` completes it like a dead writer's.
+    """
+
+    outbox: Outbox
+    token: str
+    descriptor: int
+
+    def done(self) -> None:
+        """The record is completely written: forget it."""
+        self.outbox._end(self, keep=False)
+
+    def release(self) -> None:
+        """The record is (maybe) part-written: leave it to be completed."""
+        self.outbox._end(self, keep=True)
 
 
 def _summary_of(payload: str) -> str:

@@ -9,7 +9,9 @@ floats use the ``xsd:double`` lexical forms ``NaN``, ``INF`` and ``-INF``.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+from importlib import resources
 from typing import Any
 
 from qops.provenance.models import (
@@ -22,6 +24,47 @@ from qops.provenance.models import (
 
 NAMESPACE = "urn:qops:"
 PREFIX = "qops"
+MEDIA_TYPE = "application/prov+json"
+"""The content type qops serves PROV-JSON documents with (``?format=prov-json``): JSON
+(``+json``) in the PROV-JSON structure, distinct from the API's own ``application/json``."""
+SCHEMA_NAME = "ProvJsonDocument"
+"""The OpenAPI component schema of a PROV-JSON document (see :func:`openapi_schemas`)."""
+
+
+def _component(name: str) -> str:
+    return "ProvJson" + name[:1].upper() + name[1:]
+
+
+def _relink(node: Any) -> Any:
+    """The schema ``node`` with its ``$ref``s pointing at the OpenAPI components."""
+    if isinstance(node, dict):
+        relinked = {key: _relink(value) for key, value in node.items()}
+        ref = node.get("$ref")
+        if ref == "#":
+            relinked["$ref"] = f"#/components/schemas/{SCHEMA_NAME}"
+        elif isinstance(ref, str) and ref.startswith("#/definitions/"):
+            relinked["$ref"] = "#/components/schemas/" + _component(ref.rsplit("/", 1)[1])
+        return relinked
+    if isinstance(node, list):
+        return [_relink(item) for item in node]
+    return node
+
+
+def openapi_schemas() -> dict[str, dict[str, Any]]:
+    """The PROV-JSON schema (``schemas/prov-json/prov-json.schema.json``) as OpenAPI components.
+
+    The document is :data:`SCHEMA_NAME`; each of its definitions becomes ``ProvJson<Name>``
+    (``entity`` -> ``ProvJsonEntity``), and every reference points at them, so the HTTP API
+    declares the same structure the exports are tested against.
+    """
+    file = resources.files("schemas").joinpath("prov-json", "prov-json.schema.json")
+    document: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    definitions: dict[str, Any] = document.pop("definitions", {})
+    for keyword in ("$schema", "id", "$id"):
+        document.pop(keyword, None)
+    components = {_component(name): _relink(schema) for name, schema in definitions.items()}
+    components[SCHEMA_NAME] = _relink(document)
+    return components
 
 
 def _qname(local: str) -> str:
@@ -104,6 +147,8 @@ def to_prov_json(
             if a.ended_at is not None:
                 record["prov:endTime"] = a.ended_at.isoformat()
             activity[_qname(node_id)] = record
+            if a.agent is None:  # the documented collection format records no agent
+                continue
             agent_id = _agent_id(a.agent.agent_type, a.agent.name)
             agent[agent_id] = {
                 "prov:type": {

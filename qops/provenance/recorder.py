@@ -4,6 +4,11 @@ Order is kept: while the outbox holds records, new ones join the end of it and t
 is drained first, so versions are numbered in the order task runs finished. A record that
 can never be written leaves the outbox for its dead-letter table (see
 :mod:`qops.provenance.outbox`).
+
+Crash safety: a record written straight to MongoDB is journaled in the outbox file first
+(write-ahead, ``synchronous=FULL``) and forgotten after its last write. If the process dies
+in between, the next record or replay on this machine finds the journal entry abandoned,
+moves it into the outbox and completes it there (see :meth:`Outbox.adopt_abandoned`).
 """
 
 from __future__ import annotations
@@ -91,13 +96,15 @@ class ProvenanceRecorder:
             What was written; ``deferred=True`` if the record waits in the outbox.
 
         Raises:
-            OutboxError: MongoDB is unreachable and the outbox cannot be written either.
+            OutboxError: The outbox file (which holds the write-ahead journal) cannot be
+                written; nothing was written to MongoDB.
             Exception: The record itself can never be written (it went to the
                 dead-letter table, or it was refused without the outbox): the error.
         """
         deferred = RecordResult(
             activity_id=activity_id(record.execution_id, record.task_id), deferred=True
         )
+        self.outbox.adopt_abandoned()
         if self.outbox.pending():
             self.outbox.append(record)
             report = self._replay()
@@ -108,19 +115,31 @@ class ProvenanceRecorder:
                 return deferred
             mine = [r for r in report.written if r.activity_id == deferred.activity_id]
             return mine[-1] if mine else deferred
+        flight = self.outbox.begin(record)
         try:
-            return self._repository().record(record)
+            result = self._repository().record(record)
         except UNREACHABLE as e:
             logger.warning("MongoDB unreachable while recording provenance: %s", e)
             self.outbox.append(record)
+            flight.done()
             return deferred
+        except Exception as e:
+            if classify(e) is Failure.PERMANENT:
+                flight.done()  # never writable: nothing to complete later
+            else:
+                flight.release()  # part-written: the next record or replay completes it
+            raise
+        flight.done()
+        return result
 
     def replay(self) -> int:
         """Write waiting outbox records in order; return how many were written.
 
-        Stops quietly (records stay) while MongoDB is still unreachable; see
+        Records a writer on this machine left part-written (see :meth:`record`) join the
+        outbox first. Stops quietly (records stay) while MongoDB is still unreachable; see
         :attr:`last_report` for what was dead-lettered or blocks the outbox.
         """
+        self.outbox.adopt_abandoned()
         return len(self._replay().written)
 
     def _replay(self) -> ReplayReport:

@@ -42,6 +42,7 @@ from qops.provenance.models import (
     TaskRecord,
 )
 from qops.provenance.values import (
+    ValueType,
     decode_optional_float,
     decode_value,
     encode_value,
@@ -145,6 +146,11 @@ class ProvenanceRepository(Protocol):
     def entities(self, project_id: str, ids: Sequence[str]) -> list[ParameterVersion]:
         """The parameter versions with these ids (one query)."""
 
+    def previous_versions(
+        self, project_id: str, versions: Sequence[ParameterVersion]
+    ) -> dict[str, ParameterVersion]:
+        """The predecessor in its chain of each of ``versions``, by entity id."""
+
     def activities(self, project_id: str, ids: Sequence[str]) -> list[Activity]:
         """The activities with these ids (one query)."""
 
@@ -176,27 +182,90 @@ class ProvenanceRepository(Protocol):
         """The chips with a recorded activity in the project, sorted (one command)."""
 
 
+class StoredDocumentError(ProvenanceError):
+    """A stored provenance document lacks a field every reader needs.
+
+    Args:
+        collection: Where it is stored.
+        document_id: Its ``_id``.
+        field: The missing field.
+    """
+
+    def __init__(self, collection: str, document_id: object, field: str) -> None:
+        self.collection = collection
+        self.document_id = document_id
+        self.field = field
+        super().__init__(
+            f"document {document_id!r} of {collection} has no {field!r}, which the documented "
+            "collection format requires"
+        )
+
+
+def _stored_type(value: object) -> ValueType:
+    """The ``value_type`` of a document written without one: from the stored value."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return "str"
+    return value_type_of(value)
+
+
 def version_from_document(document: Document) -> ParameterVersion:
-    """Decode a ``parameter_versions`` document (non-finite floats are stored as text)."""
-    value_type = document["value_type"]
-    return ParameterVersion(
-        entity_id=document["entity_id"],
-        parameter_name=document["parameter_name"],
-        qid=document["qid"],
-        value=decode_value(document["value"], value_type),
-        value_type=value_type,
-        unit=document.get("unit", ""),
-        error=decode_optional_float(document.get("error")),
-        version=document["version"],
-        valid_from=document["valid_from"],
-        valid_until=document.get("valid_until"),
-        execution_id=document["execution_id"],
-        task_id=document["task_id"],
-        task_name=document["task_name"],
-        project_id=document["project_id"],
-        chip_id=document["chip_id"],
-        previous_entity_id=document.get("previous_entity_id"),
-    )
+    """Decode a ``parameter_versions`` document (non-finite floats are stored as text).
+
+    Only the documented fields are required; ``value_type`` defaults to the stored
+    value's type, ``unit`` to ``""``, ``error`` and ``valid_until`` to ``None``, and a
+    missing ``chip_id`` to ``""`` (a version of no chip: listed by project-wide queries,
+    never in a chip's chain). qops's own extra fields (``previous_entity_id``,
+    ``write_count``) are optional.
+
+    Raises:
+        StoredDocumentError: A documented required field is missing.
+    """
+    try:
+        stored = document["value"]
+        value_type = document.get("value_type") or _stored_type(stored)
+        return ParameterVersion(
+            entity_id=document["entity_id"],
+            parameter_name=document["parameter_name"],
+            qid=document["qid"],
+            value=decode_value(stored, value_type),
+            value_type=value_type,
+            unit=document.get("unit") or "",
+            error=decode_optional_float(document.get("error")),
+            version=document["version"],
+            valid_from=document["valid_from"],
+            valid_until=document.get("valid_until"),
+            execution_id=document["execution_id"],
+            task_id=document["task_id"],
+            task_name=document["task_name"],
+            project_id=document["project_id"],
+            chip_id=document.get("chip_id") or "",
+            previous_entity_id=document.get("previous_entity_id"),
+        )
+    except KeyError as e:
+        raise StoredDocumentError(VERSIONS, document.get("_id"), str(e.args[0])) from e
+
+
+def activity_from_document(document: Document) -> Activity:
+    """Decode an ``activities`` document; the agent and the error message are optional.
+
+    Raises:
+        StoredDocumentError: A documented required field is missing.
+    """
+    for required in ("activity_id", "execution_id", "task_id", "task_name", "started_at"):
+        if required not in document:
+            raise StoredDocumentError(ACTIVITIES, document.get("_id"), required)
+    fields = {k: v for k, v in document.items() if k != "_id"}
+    fields.setdefault("qid", "")
+    fields.setdefault("chip_id", "")
+    fields.setdefault("status", ActivityStatus.COMPLETED.value)
+    if fields.get("chip_id") is None:
+        fields["chip_id"] = ""
+    return Activity.model_validate(fields)
+
+
+def relation_from_document(document: Document) -> ProvenanceRelation:
+    """Decode a ``provenance_relations`` document (``execution_id`` is optional)."""
+    return ProvenanceRelation.model_validate({k: v for k, v in document.items() if k != "_id"})
 
 
 def _aggregated_date(value: object) -> datetime:
@@ -227,21 +296,40 @@ def _current(
     ]
 
 
-def _union(collection: Collection[Document], matches: Sequence[Document]) -> Iterator[Document]:
-    """Documents matching any of ``matches``: one ``aggregate`` per :data:`UNION_CHUNK`.
+def _union(
+    collection: Collection[Document],
+    matches: Sequence[Document],
+    chunk_size: int = UNION_CHUNK,
+    *,
+    newest_version: bool = False,
+) -> Iterator[Document]:
+    """Documents matching any of ``matches``: one ``aggregate`` per ``chunk_size`` matches.
 
     Each ``$match`` branch (joined by ``$unionWith``) is an exact index look-up on MongoDB
     and on the embedded server, which cannot serve ``$in`` or ``$or`` from an index
-    (docs/mongodb.md). A document matching two branches is returned twice.
+    (docs/mongodb.md). A document matching two branches is returned twice. With
+    ``newest_version``, each branch returns only its highest ``version``.
     """
-    for start in range(0, len(matches), UNION_CHUNK):
-        chunk = matches[start : start + UNION_CHUNK]
-        pipeline: list[Document] = [{"$match": chunk[0]}]
+    tail: list[Document] = [{"$sort": {"version": -1}}, {"$limit": 1}] if newest_version else []
+    for start in range(0, len(matches), chunk_size):
+        chunk = matches[start : start + chunk_size]
+        pipeline: list[Document] = [{"$match": chunk[0]}, *tail]
         pipeline += [
-            {"$unionWith": {"coll": collection.name, "pipeline": [{"$match": match}]}}
+            {"$unionWith": {"coll": collection.name, "pipeline": [{"$match": match}, *tail]}}
             for match in chunk[1:]
         ]
         yield from collection.aggregate(pipeline)
+
+
+LOOKUP_CHUNK = 10
+"""Branches per ``aggregate`` when looking documents up by a documented id field: the
+embedded server's cost of a ``$unionWith`` pipeline grows faster than its branch count
+(measured on 20 000 versions: 9 ms for 10 branches, 1.9 s for 100)."""
+
+
+def _chip_match(chip_id: str) -> Document:
+    """Equality on ``chip_id``; the chip ``""`` is a document without one."""
+    return {"$eq": chip_id or None}
 
 
 def _distinct(collection: Collection[Document], field: str, match: Document) -> list[object]:
@@ -446,33 +534,43 @@ class MongoProvenanceRepository:
     # --- writing ----------------------------------------------------------------------
 
     def record(self, record: TaskRecord) -> RecordResult:
-        """Write one task run: versions, relations, closed predecessors, then the activity.
+        """Write one task run: the activity, its relations, the versions, then the closes.
 
-        Idempotent: every document has a deterministic ``_id``, so writing the same record
-        again (a retry after a crash part-way, an outbox replay) completes what is missing
-        and duplicates nothing. A completed run costs five commands (for up to
-        :data:`UNION_CHUNK` outputs) plus one look-up and one bulk write per round lost to
-        concurrent writers of the same parameter.
+        The order keeps readers safe at every point, also when the writer dies part-way:
+
+        1. the activity (its ``status`` and times);
+        2. the relations: ``used`` per input, and per new version ``wasGeneratedBy``, and
+           ``wasDerivedFrom`` to each input and to the predecessor it is planned on;
+        3. the new versions (one bulk upsert; a version appears with its activity and
+           relations already in place, and is current from then on: readers take the
+           newest open version of a chain);
+        4. the predecessors' ``valid_until`` (until then a chain has two open versions,
+           and the newer is current).
+
+        A writer that dies between two steps leaves an activity without (all) its
+        versions, or relations naming versions not yet written, or an open predecessor;
+        never a version without its activity or relations. Writing the same record again
+        (the recorder's write-ahead journal, an outbox replay, a retry) completes it:
+        every document has a deterministic ``_id`` and is written by an idempotent upsert.
+        A completed run costs five commands (for up to :data:`UNION_CHUNK` outputs), plus
+        a look-up, a relation delete and a bulk write per round lost to concurrent writers.
 
         Raises:
             VersionConflictError: Concurrent writers won every numbering round.
+            EntityIdCollisionError: An entity id is held by another project.
             pymongo.errors.PyMongoError: The server failed (the caller retries or defers).
         """
         act_id = activity_id(record.execution_id, record.task_id)
         result = RecordResult(activity_id=act_id)
+        self._write_activity(record, act_id)
+        if record.status is ActivityStatus.COMPLETED and record.inputs and not record.outputs:
+            # A completed run that only read (a maintenance check) records what it used.
+            self._write_relations(self._relations_of(record, act_id, {}))
         if record.status is ActivityStatus.COMPLETED and record.outputs:
-            written = self._write_versions(record)
-            relations = self._relations_of(record, act_id, written)
-            self.relations.bulk_write(
-                [
-                    UpdateOne({"_id": doc.pop("_id")}, {"$setOnInsert": doc}, upsert=True)
-                    for doc in map(_relation_document, relations)
-                ],
-                ordered=False,
-            )
+            written = self._write_versions(record, act_id)
             closes = [
                 UpdateOne(
-                    {"_id": version.previous_entity_id, "valid_until": None},
+                    {"entity_id": {"$eq": version.previous_entity_id}, "valid_until": None},
                     {"$set": {"valid_until": version.valid_from}},
                 )
                 for version in written.values()
@@ -482,6 +580,9 @@ class MongoProvenanceRepository:
                 self.versions.bulk_write(closes, ordered=False)
             result.entity_ids = {name: v.entity_id for name, v in written.items()}
             result.versions = {name: v.version for name, v in written.items()}
+        return result
+
+    def _write_activity(self, record: TaskRecord, act_id: str) -> None:
         activity = Activity(
             activity_id=act_id,
             execution_id=record.execution_id,
@@ -499,22 +600,66 @@ class MongoProvenanceRepository:
         )
         document = activity.model_dump(mode="python")
         document["status"] = activity.status.value
-        document["agent"] = activity.agent.model_dump(mode="json")
+        document["agent"] = record.agent.model_dump(mode="json")
+        # replace_one keeps the dates real dates on the embedded server (docs/mongodb.md).
         self.activity_docs.replace_one({"_id": act_id}, {"_id": act_id, **document}, upsert=True)
-        return result
 
-    def _write_versions(self, record: TaskRecord) -> dict[str, ParameterVersion]:
+    def _write_relations(self, relations: Iterable[ProvenanceRelation]) -> None:
+        """Upsert relations on their documented fields (one command; each stored once)."""
+        operations = [
+            UpdateOne(
+                {
+                    "project_id": {"$eq": doc["project_id"]},
+                    "relation_type": {"$eq": doc["relation_type"]},
+                    "source_id": {"$eq": doc["source_id"]},
+                    "target_id": {"$eq": doc["target_id"]},
+                },
+                {"$setOnInsert": doc},
+                upsert=True,
+            )
+            for doc in map(_relation_document, relations)
+        ]
+        if not operations:
+            return
+        try:
+            self.relations.bulk_write(operations, ordered=False)
+        except BulkWriteError as e:
+            # A concurrent writer of the same record inserted the same relation first.
+            errors: list[dict[str, Any]] = e.details.get("writeErrors", [])
+            if any(err.get("code") != _DUPLICATE_KEY for err in errors):
+                raise
+
+    def _drop_derivations(self, project_id: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """Delete ``wasDerivedFrom`` relations planned on a predecessor that did not hold."""
+        operations = [
+            DeleteOne(
+                {
+                    "project_id": {"$eq": project_id},
+                    "relation_type": {"$eq": RelationType.WAS_DERIVED_FROM.value},
+                    "source_id": {"$eq": source},
+                    "target_id": {"$eq": target},
+                }
+            )
+            for source, target in pairs
+        ]
+        if operations:
+            self.relations.bulk_write(operations, ordered=False)
+
+    def _write_versions(self, record: TaskRecord, act_id: str) -> dict[str, ParameterVersion]:
         """Insert one new version per output (or update this run's own, on a retry).
 
-        One query for the current versions and one bulk upsert; a name whose planned version
+        Per round: one query for the current versions, one relations upsert (see
+        :meth:`record`) and one bulk upsert of the versions; a name whose planned version
         number a concurrent writer took (duplicate key on the unique version index) goes
-        round again. A version this run wrote earlier keeps its number and takes the new
+        round again, and the ``wasDerivedFrom`` to the predecessor it was planned on is
+        deleted first. A version this run wrote earlier keeps its number and takes the new
         values; it is recognised as current, or by its upsert matching instead of inserting.
         """
         ids = {
             name: entity_id(name, record.qid, record.execution_id, record.task_id)
             for name in record.outputs
         }
+        inputs = {used.entity_id for used in record.inputs}
         pending = sorted(record.outputs)
         written: dict[str, ParameterVersion] = {}
         for _attempt in range(MAX_VERSION_ATTEMPTS):
@@ -544,7 +689,10 @@ class MongoProvenanceRepository:
                 previous = current.get((name, record.qid))
                 if previous is not None and previous.entity_id == ids[name]:
                     operations.append(
-                        UpdateOne({"_id": ids[name]}, {"$set": values, "$inc": _ONE_WRITE})
+                        UpdateOne(
+                            {"entity_id": {"$eq": ids[name]}},
+                            {"$set": values, "$inc": _ONE_WRITE},
+                        )
                     )
                     planned.append(previous.model_copy(update={"value": measured.value}))
                     continue
@@ -569,15 +717,22 @@ class MongoProvenanceRepository:
                 )
                 rest = version.model_dump(mode="python", exclude={"value", "error", "unit"})
                 del rest["value_type"]
+                rest["_id"] = version.entity_id
                 inserting.add(len(operations))
                 operations.append(
                     UpdateOne(
-                        {"_id": version.entity_id, "project_id": record.project_id},
+                        {
+                            "entity_id": {"$eq": version.entity_id},
+                            "project_id": {"$eq": record.project_id},
+                        },
                         {"$set": values, "$setOnInsert": rest, "$inc": _ONE_WRITE},
                         upsert=True,
                     )
                 )
                 planned.append(version)
+            self._write_relations(
+                self._relations_of(record, act_id, {v.parameter_name: v for v in planned})
+            )
             lost: set[int] = set()
             upserted: set[int]
             try:
@@ -594,10 +749,20 @@ class MongoProvenanceRepository:
             matched = {
                 planned[i].entity_id: i for i in inserting if i not in lost and i not in upserted
             }
+            stale: list[tuple[str, str]] = []
             if matched:
-                for doc in self.versions.find({"_id": {"$in": list(matched)}}):
+                for doc in self._by_id(self.versions, "entity_id", record.project_id, [*matched]):
                     own = version_from_document(doc)
+                    plan = planned[matched[own.entity_id]]
+                    if plan.previous_entity_id not in (None, own.previous_entity_id):
+                        stale.append((own.entity_id, str(plan.previous_entity_id)))
                     planned[matched[own.entity_id]] = own
+            for index in lost:
+                if planned[index].previous_entity_id is not None:
+                    stale.append((planned[index].entity_id, str(planned[index].previous_entity_id)))
+            self._drop_derivations(
+                record.project_id, [pair for pair in stale if pair[1] not in inputs]
+            )
             for index, version in enumerate(planned):
                 if index not in lost:
                     written[version.parameter_name] = version
@@ -609,11 +774,17 @@ class MongoProvenanceRepository:
         raise VersionConflictError(pending, record.qid, MAX_VERSION_ATTEMPTS)
 
     def _check_foreign_ids(self, project_id: str, ids: list[str]) -> None:
-        """Raise if a lost write lost to a document of another project (not a writer race)."""
-        for doc in self.versions.find(
-            {"_id": {"$in": ids}, "project_id": {"$ne": project_id}}, {"project_id": 1}
-        ):
-            raise EntityIdCollisionError(str(doc["_id"]), str(doc["project_id"]), project_id)
+        """Raise if a lost write lost to a document of another project (not a writer race).
+
+        The relations this project wrote for the foreign id are deleted first.
+        """
+        for wanted in ids:
+            doc = self.versions.find_one({"entity_id": {"$eq": wanted}}, {"project_id": 1})
+            if doc is not None and doc.get("project_id") != project_id:
+                self.relations.delete_many(
+                    {"project_id": {"$eq": project_id}, "source_id": {"$eq": wanted}}
+                )
+                raise EntityIdCollisionError(wanted, str(doc["project_id"]), project_id)
 
     @staticmethod
     def _relations_of(
@@ -655,6 +826,33 @@ class MongoProvenanceRepository:
         return relations
 
     # --- reading ----------------------------------------------------------------------
+
+    def all_versions(self, project_id: str | None = None) -> list[ParameterVersion]:
+        """Every version (of one project), for integrity checks (one query)."""
+        query: Document = {} if project_id is None else {"project_id": {"$eq": project_id}}
+        return [version_from_document(doc) for doc in self.versions.find(query)]
+
+    def all_relations(self, project_id: str | None = None) -> list[ProvenanceRelation]:
+        """Every relation (of one project), for integrity checks (one query)."""
+        query: Document = {} if project_id is None else {"project_id": {"$eq": project_id}}
+        return [relation_from_document(doc) for doc in self.relations.find(query)]
+
+    def all_activity_ids(self, project_id: str | None = None) -> set[tuple[str, str]]:
+        """``(project_id, activity_id)`` of every activity (of one project; one query)."""
+        query: Document = {} if project_id is None else {"project_id": {"$eq": project_id}}
+        found = self.activity_docs.find(query, {"project_id": 1, "activity_id": 1})
+        return {(str(doc.get("project_id")), str(doc.get("activity_id"))) for doc in found}
+
+    def set_valid_until(self, until: dict[str, datetime]) -> None:
+        """Set ``valid_until`` of versions by entity id (one bulk write)."""
+        if until:
+            self.versions.bulk_write(
+                [
+                    UpdateOne({"entity_id": {"$eq": eid}}, {"$set": {"valid_until": when}})
+                    for eid, when in until.items()
+                ],
+                ordered=False,
+            )
 
     def current_versions(self, project_id: str, chip_id: str) -> list[ParameterVersion]:
         """Return the current version of every parameter of a chip (one query).
@@ -727,7 +925,8 @@ class MongoProvenanceRepository:
 
     def get_entity(self, project_id: str, entity_id: str) -> ParameterVersion | None:
         """Return one parameter version, or ``None``."""
-        document = self.versions.find_one({"_id": entity_id})  # the _id index, then scope
+        # The documented unique entity_id index; the _id may be anything (an ObjectId).
+        document = self.versions.find_one({"entity_id": {"$eq": entity_id}})
         if document is None or document.get("project_id") != project_id:
             return None
         return version_from_document(document)
@@ -772,29 +971,87 @@ class MongoProvenanceRepository:
             {"project_id": {"$eq": project_id}, field: {"$eq": node}}
             for node in dict.fromkeys(node_ids)
         ]
-        return [ProvenanceRelation.model_validate(d) for d in _union(self.relations, matches)]
+        return [relation_from_document(d) for d in _union(self.relations, matches)]
 
     def entities(self, project_id: str, ids: Sequence[str]) -> list[ParameterVersion]:
-        """The parameter versions with these ids (one query)."""
-        if not ids:
-            return []
-        # By _id alone (the embedded server then uses the _id index); scoped here.
+        """The parameter versions with these ids (see :meth:`_by_id`)."""
         return [
             version_from_document(doc)
-            for doc in self.versions.find({"_id": {"$in": list(ids)}})
-            if doc.get("project_id") == project_id
+            for doc in self._by_id(self.versions, "entity_id", project_id, ids)
         ]
 
     def activities(self, project_id: str, ids: Sequence[str]) -> list[Activity]:
-        """The activities with these ids (one query)."""
-        if not ids:
-            return []
-        # By _id alone (the embedded server then uses the _id index); scoped here.
+        """The activities with these ids (see :meth:`_by_id`)."""
         return [
-            Activity.model_validate(doc)
-            for doc in self.activity_docs.find({"_id": {"$in": list(ids)}})
-            if doc.get("project_id") == project_id
+            activity_from_document(doc)
+            for doc in self._by_id(self.activity_docs, "activity_id", project_id, ids)
         ]
+
+    @staticmethod
+    def _by_id(
+        collection: Collection[Document], field: str, project_id: str, ids: Sequence[str]
+    ) -> list[Document]:
+        """Documents of a project whose ``field`` is one of ``ids``, each once.
+
+        qops writes ``_id`` = the id, so one ``_id: {$in}`` (served by the embedded
+        server's ``_id`` column) finds its own documents; ids it does not find (documents
+        with any other ``_id``, such as an ObjectId) are looked up on ``field``'s index,
+        :data:`LOOKUP_CHUNK` per command. No command when ``ids`` is empty; one when all
+        are qops's own.
+        """
+        wanted = set(ids)
+        if not wanted:
+            return []
+        found: dict[str, Document] = {}
+        for doc in collection.find({"_id": {"$in": list(wanted)}}):
+            if doc.get(field) in wanted:
+                found[str(doc[field])] = doc
+        missing = [i for i in dict.fromkeys(ids) if i not in found]
+        matches = [{field: {"$eq": i}} for i in missing]
+        for doc in _union(collection, matches, LOOKUP_CHUNK):
+            found.setdefault(str(doc[field]), doc)
+        return [doc for doc in found.values() if doc.get("project_id") == project_id]
+
+    def previous_versions(
+        self, project_id: str, versions: Sequence[ParameterVersion]
+    ) -> dict[str, ParameterVersion]:
+        """The predecessor of each version in its chain, by the version's entity id.
+
+        The predecessor is the version of the same ``(project, chip, parameter, qid)``
+        with the highest number below it. qops's ``previous_entity_id`` names it when
+        present (one look-up for all); for a version without it (the documented format),
+        one branch per version on the chain index, :data:`LOOKUP_CHUNK` per command.
+        A first version has none.
+        """
+        named = {v.entity_id: v.previous_entity_id for v in versions if v.previous_entity_id}
+        by_id = {v.entity_id: v for v in self.entities(project_id, list(named.values()))}
+        previous = {eid: by_id[pid] for eid, pid in named.items() if pid in by_id}
+        unnamed = [v for v in versions if not v.previous_entity_id and v.version > 1]
+        matches = [
+            {
+                "project_id": {"$eq": project_id},
+                "chip_id": _chip_match(v.chip_id),
+                "parameter_name": {"$eq": v.parameter_name},
+                "qid": {"$eq": v.qid},
+                "version": {"$lt": v.version},
+            }
+            for v in unnamed
+        ]
+        found = [
+            version_from_document(doc)
+            for doc in _union(self.versions, matches, LOOKUP_CHUNK, newest_version=True)
+        ]
+        for version in unnamed:
+            below = [
+                f
+                for f in found
+                if (f.chip_id, f.parameter_name, f.qid)
+                == (version.chip_id, version.parameter_name, version.qid)
+                and f.version < version.version
+            ]
+            if below:
+                previous[version.entity_id] = max(below, key=lambda f: f.version)
+        return previous
 
     def versions_of_executions(
         self, project_id: str, execution_ids: Sequence[str]
@@ -885,7 +1142,7 @@ class MongoProvenanceRepository:
         found = self.activity_docs.find(
             {"project_id": {"$eq": project_id}, "execution_id": {"$eq": execution_id}}
         )
-        activities = [Activity.model_validate(doc) for doc in found]
+        activities = [activity_from_document(doc) for doc in found]
         return sorted(activities, key=lambda a: (a.started_at, a.activity_id))
 
     def chip_ids(self, project_id: str) -> list[str]:

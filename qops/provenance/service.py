@@ -451,11 +451,10 @@ class ProvenanceService:
         project = self._project(project_id)
         since = utc_now() - timedelta(hours=within_hours)
         versions, total = self.repository.recent_versions(project, since, _limit(limit), chip_id)
-        previous_ids = [v.previous_entity_id for v in versions if v.previous_entity_id]
-        previous = {v.entity_id: v for v in self.repository.entities(project, previous_ids)}
+        previous = self.repository.previous_versions(project, versions)
         changes: list[ParameterChange] = []
         for version in versions:
-            before = previous.get(version.previous_entity_id or "")
+            before = previous.get(version.entity_id)
             delta, percent = (None, None)
             if before is not None:
                 delta, percent = delta_of(before.value, version.value)

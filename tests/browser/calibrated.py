@@ -36,7 +36,7 @@ from qops.calibration.recording import (
     RunIds,
 )
 from qops.calibration.session import calibration_session
-from qops.calibration.steps import step_measurement, step_task_name
+from qops.calibration.steps import step_measurement
 from qops.catalog.service import SyncService
 from qops.catalog.settings import SyncSettings
 from qops.catalog.sources import SyncSources
@@ -58,7 +58,7 @@ def _recorded(spec: StepSpec) -> RecordedCalibration:
         step_measurement(spec.name),
         outputs=spec.outputs,
         inputs=spec.inputs,
-        name=step_task_name(spec.name),
+        name=spec.name.value,
         task_type=spec.scope.value,
     )
 

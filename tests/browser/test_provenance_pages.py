@@ -104,7 +104,7 @@ def test_lineage_picture_shows_nodes_and_clicking_one_opens_it(
     browser.open(served.server.page(_entity_path(entity, "?depth=2")), "execution-from-graph")
     browser.screenshot("entity-lineage")
     texts = [t.text for t in browser.driver.find_elements(By.CSS_SELECTOR, "#graph svg text")]
-    for expected in ("t1 Q0 v2", "check-t1 Q0", "pi_amplitude Q0 v2", "qubit_frequency Q0 v2"):
+    for expected in ("t1 Q0 v2", "CheckT1 Q0", "pi_amplitude Q0 v2", "qubit_frequency Q0 v2"):
         assert expected in texts, texts
     assert "t1 Q0 v1" in texts
     legend = browser.driver.find_element(By.ID, "legend").text
@@ -125,7 +125,7 @@ def test_lineage_picture_shows_nodes_and_clicking_one_opens_it(
     activity = next(
         n
         for n in browser.driver.find_elements(By.CSS_SELECTOR, "#graph g.node.activity")
-        if "check-rabi Q0" in n.text
+        if "CheckRabi Q0" in n.text
     )
     activity.find_element(By.CSS_SELECTOR, "a").click()
     browser.wait_for(lambda d: d.current_url.endswith("/console/executions/calibration-2"))
@@ -150,7 +150,7 @@ def test_depth_selector_and_impact_direction_change_the_picture(
     assert "direction=impact" in browser.driver.current_url
     assert count() > shallow
     texts = browser.driver.find_element(By.ID, "graph").text
-    assert "check-rabi Q0" in texts
+    assert "CheckRabi Q0" in texts
     assert "t2_echo Q0 v2" in texts
 
 

@@ -28,9 +28,20 @@ def test_demo_runs_everything_reports_and_stops_cleanly(tmp_path: Path) -> None:
     assert re.search(r'qi_t1\{qubit="q0"\} \d', out)
     assert re.search(r'qi_cz_fidelity\{qubit1="q0",qubit2="q1"\} 0\.\d', out)
     assert 'qi_backend_state{state="IDLE"} 1.0' in out
+    # One circuit ran on the calibrated chip: GHZ counts, mostly 000 and 111, some noise.
+    counts = dict(re.findall(r"^  ([01]{3})\s+(\d+)$", out, re.MULTILINE))
+    assert sum(int(n) for n in counts.values()) == 1000, out
+    assert int(counts["000"]) + int(counts["111"]) > 700, counts
+    assert re.search(r"counts of job 1: \d+\.\d% in 000 or 111", out)
     # The lineage query answered, and every calibration run reached the catalog.
     assert re.search(r"lineage of t1 of Q0 v2: \d+ nodes", out)
     assert "40 datasets, 40 sync items" in out
+    # One qubit drifted: maintain's checks found it and recalibrated only what failed.
+    assert "drifting Q2 of demo-chip by +2 MHz" in out
+    assert "recalibrated CheckFrequency Q2 -> back in spec" in out
+    assert re.search(
+        r"maintained demo-chip .* 1 recalibrated, 0 failed, 0 skipped; every value in spec", out
+    )
     assert "all services stopped" in out
     assert EmbeddedMongo(tmp_path).status() is None
     # The console was served, and the flows' artifacts link to its pages.
@@ -45,3 +56,7 @@ def test_demo_runs_everything_reports_and_stops_cleanly(tmp_path: Path) -> None:
     assert f"({base}/console/executions/" in artifacts["calibration-demo-chip-lineage"]
     assert f"({base}/console/parameters/" in artifacts["calibration-demo-chip-changes"]
     assert f"({base}/console/datasets/" in artifacts["sync-qcodes-demo-calibration"]
+    assert (
+        "| CheckFrequency | Q2 | out-of-spec | recalibrated | in-spec |"
+        in artifacts["maintain-demo-chip"]
+    )

@@ -72,7 +72,12 @@ def test_deploy_all_then_worker_runs_smoke_calibrate_and_sync_deployments(
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = _prefect("--no-prompt", "deploy", "--all", env=env)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    for name in ("smoke/smoke", "calibrate/calibrate", "sync-qcodes/sync-qcodes"):
+    for name in (
+        "smoke/smoke",
+        "calibrate/calibrate",
+        "sync-qcodes/sync-qcodes",
+        "maintain/maintain",
+    ):
         assert name in deployed.stdout
 
     worker = subprocess.Popen(

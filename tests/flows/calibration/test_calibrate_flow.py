@@ -203,7 +203,7 @@ def test_calibrate_failed_fit_skips_that_qubit_only(
     }
     assert recorded == {"Q0"}
     activities = list(mongo_db.activities.find({"qid": "Q1", "status": "failed"}))
-    assert [a["task_name"] for a in activities] == ["check-frequency"]
+    assert [a["task_name"] for a in activities] == ["CheckFrequency"]  # the step name
 
 
 def test_calibrate_unknown_qubit_fails_naming_it(mongo_db: Database[Document]) -> None:

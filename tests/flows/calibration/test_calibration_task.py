@@ -118,7 +118,7 @@ def test_calibration_task_failure_records_failed_activity_without_versions(
 
     state = readout(return_state=True)
     assert state.is_failed()
-    activity = mongo_db.activities.find_one({"task_name": "failing-readout"})
+    activity = mongo_db.activities.find_one({"task_name": "FailingReadout"})
     assert activity is not None
     assert activity["status"] == ActivityStatus.FAILED.value
     assert "readout resonator not found" in activity["error_message"]
@@ -136,7 +136,7 @@ def test_calibration_task_missing_input_fails_naming_parameter(
     assert state.is_failed()
     with pytest.raises(Exception, match="needs input qubit_frequency for 'Q5'"):
         state.result()
-    activity = mongo_db.activities.find_one({"task_name": "check-rabi"})
+    activity = mongo_db.activities.find_one({"task_name": "CheckRabi"})
     assert activity is not None
     assert activity["status"] == "failed"
     assert mongo_db.parameter_versions.count_documents({}) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -12,28 +13,15 @@ from pathlib import Path
 import pytest
 import zmq
 
+from qops.backend.errors import StateStoreError
 from qops.backend.state import calibrating, resolve_state
 from qops.monitor.client import MetaClient
 from qops.monitor.errors import BackendFailureError
 from qops.protocol.messages import BackendState, Command, new_session_id
 from tests.cli import QOPS, qops_process, run_qops
-from tests.meta_support import CHIP, MCKAY, ServerFactory, wait_for
+from tests.meta_support import CHIP, MCKAY, ServerFactory, raw_request, wait_for
 
 Context = zmq.Context[zmq.Socket[bytes]]
-
-
-def raw_request(context: Context, address: str, *frames: bytes) -> dict[str, object]:
-    """Send raw frames on a fresh REQ socket and return the decoded reply."""
-    sock = context.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(address)
-    try:
-        sock.send_multipart(list(frames))
-        assert sock.poll(5000), "no reply within 5 s"
-        reply: dict[str, object] = json.loads(sock.recv())
-        return reply
-    finally:
-        sock.close()
 
 
 def test_meta_server_get_static_returns_configured_system(start_server: ServerFactory) -> None:
@@ -71,12 +59,16 @@ SESSION = "3f0c8a4e-8d0b-4a4e-9a53-0d6b8f1c2e7a"
         ([b"[1, 2, 3]"], "expected a JSON object, found list", False),
         ([b'"get_static"'], "expected a JSON object, found str", False),
         ([b'{"command": "get_static"}'], "session_id", False),
-        ([b'{"command": "get_static", "session_id": "not-a-uuid"}'], "session_id", False),
         ([b'{"command": "get_static", "session_id": 7}'], "session_id", False),
         ([f'{{"command": "reboot", "session_id": "{SESSION}"}}'.encode()], "unknown command", True),
         (
-            [f'{{"command": "get_static", "session_id": "{SESSION}", "payload": 5}}'.encode()],
-            "payload",
+            [f'{{"command": ["get_static"], "session_id": "{SESSION}"}}'.encode()],
+            "command: ['get_static'] is not of type 'string'",
+            True,
+        ),
+        (
+            [f'{{"command": {{"a": 1}}, "session_id": "{SESSION}"}}'.encode()],
+            "is not of type 'string'",
             True,
         ),
         ([b'{"command": "get_static",', b"two frames"], "expected one frame", False),
@@ -105,6 +97,49 @@ def test_meta_server_bad_request_gets_failure_reply_and_keeps_serving(
         json.dumps({"command": "get_static", "session_id": new_session_id()}).encode(),
     )
     assert ok["status"] == "success"
+
+
+@pytest.mark.parametrize("session_id", ["job-42", "", 'a "quoted" \\ id', "\u00e9\u0000\u2603"])
+@pytest.mark.parametrize("command", ["get_static", "get_dynamic"])
+def test_meta_server_any_string_session_id_is_copied_into_reply(
+    start_server: ServerFactory, zmq_context: Context, command: str, session_id: str
+) -> None:
+    running = start_server()
+    reply = raw_request(
+        zmq_context,
+        running.req,
+        json.dumps({"command": command, "session_id": session_id}).encode(),
+    )
+    assert reply["status"] == "success"
+    assert reply["session_id"] == session_id
+
+
+def test_meta_server_request_with_any_payload_is_answered(
+    start_server: ServerFactory, zmq_context: Context
+) -> None:
+    running = start_server()
+    for payload in (5, "x", [1], None):
+        message = {"command": "get_static", "session_id": "job-42", "payload": payload}
+        reply = raw_request(zmq_context, running.req, json.dumps(message).encode())
+        assert reply["status"] == "success", reply
+
+
+def test_meta_server_huge_unknown_command_is_not_echoed_whole(
+    start_server: ServerFactory, zmq_context: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = start_server()
+    command = "x" * 1_000_000
+    message = json.dumps({"command": command, "session_id": "job-42"}).encode()
+    with caplog.at_level(logging.WARNING, logger="qops.backend.server"):
+        reply = raw_request(zmq_context, running.req, message)
+    assert reply["status"] == "failure"
+    assert reply["session_id"] == "job-42"
+    error_msg = str(reply["payload"]["error_msg"])  # type: ignore[index]
+    assert "unknown command 'xxx" in error_msg
+    assert "(1000002 characters)" in error_msg
+    assert len(error_msg) < 300
+    assert caplog.records
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
 
 
 def test_meta_server_oversize_request_gets_failure_reply(
@@ -270,3 +305,35 @@ def test_backend_set_state_cli_unknown_state_is_usage_error() -> None:
     result = run_qops("backend", "set-state", "sleeping", "--chip", CHIP)
     assert result.returncode == 2
     assert "sleeping" in result.stderr
+
+
+def test_meta_server_command_table_takes_a_new_command(
+    start_server: ServerFactory, zmq_context: Context
+) -> None:
+    seen: list[tuple[str, object]] = []
+
+    def echo(request: dict[str, object], session_id: str) -> bytes | None:
+        seen.append((session_id, request.get("payload")))
+        if request.get("payload") == "fail":
+            raise StateStoreError(CHIP, "cannot write backend_state")
+        return None
+
+    running = start_server(commands={"echo": echo, "get_static": echo})
+    reply = raw_request(
+        zmq_context, running.req, b'{"command": "echo", "session_id": "s-1", "payload": 3}'
+    )
+    assert reply == {"status": "success", "session_id": "s-1"}
+    failed = raw_request(
+        zmq_context, running.req, b'{"command": "echo", "session_id": "s-2", "payload": "fail"}'
+    )
+    assert failed["status"] == "failure"
+    assert failed["session_id"] == "s-2"
+    assert CHIP in str(failed["payload"])
+    static = raw_request(zmq_context, running.req, b'{"command": "get_static", "session_id": "s"}')
+    assert static["status"] == "success"
+    assert isinstance(static["payload"], dict)
+    assert [s for s, _ in seen] == ["s-1", "s-2"]
+    unknown = raw_request(zmq_context, running.req, b'{"command": "other", "session_id": "s"}')
+    assert "expected one of echo, execute, get_dynamic, get_static, initialize, terminate" in str(
+        unknown["payload"]
+    )

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pymongo.database import Database
 
-from qops.backend.errors import ChipBusyError
+from qops.backend.errors import ChipBusyError, ChipInUseError
+from qops.backend.locking import chip_locked
 from qops.backend.state import MongoBackendStateStore, resolve_state
 from qops.calibration.errors import SessionOpenError
 from qops.calibration.plan import ChipSpec
@@ -96,3 +97,19 @@ def test_calibration_session_block_raises_lease_released_no_after(
         raise RuntimeError("step crashed")
     assert session.after is None
     assert resolve_state(MongoBackendStateStore(mongo_db).marks(CHIP.chip_id)) is BackendState.IDLE
+
+
+def test_calibration_session_refused_while_a_2200_session_is_initialized(
+    mongo_settings: MongoSettings, mongo_db: Database[Document]
+) -> None:
+    store = MongoBackendStateStore(mongo_db)
+    # What 2300's initialize holds until terminate (qops.backend.jobs).
+    with chip_locked(store, CHIP.chip_id, BackendState.EXECUTING, holder="2200 session s-1"):
+        with (
+            pytest.raises(ChipInUseError, match="chip-rec' cannot be CALIBRATING: it is EXECUTING"),
+            calibration_session(mongo_settings, CHIP, "lab", "exec-4"),
+        ):
+            pass
+        assert store.marks(CHIP.chip_id).leases == (BackendState.EXECUTING,)
+    with calibration_session(mongo_settings, CHIP, "lab", "exec-5"):
+        assert resolve_state(store.marks(CHIP.chip_id)) is BackendState.CALIBRATING

@@ -70,8 +70,8 @@ def test_qops_error_from_an_unreachable_database_is_503() -> None:
     from pymongo.errors import PyMongoError
 
     from qops.backend.errors import StateStoreError
-    from qops.provenance.api import status_of
     from qops.process import free_port
+    from qops.provenance.api import status_of
 
     client: MongoClient[dict[str, object]] = MongoClient(
         f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=200

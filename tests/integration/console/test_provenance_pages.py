@@ -10,12 +10,16 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from pymongo.database import Database
 
 from qops.backend.state import MongoBackendStateStore
 from qops.catalog.search import CatalogQueryService
 from qops.console.app import ConsoleServices, create_app
 from qops.console.chip_data import CatalogCalibrationDatasets
-from qops.mongo import EmbeddedServer, database
+from qops.console.provenance_views import entity_url, execution_url
+from qops.maintenance.health import HealthService
+from qops.maintenance.policy import Direction, MaintenancePolicy, ParameterPolicy
+from qops.mongo import Document, EmbeddedServer, database
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from tests.browser.calibrated import (
@@ -28,6 +32,8 @@ from tests.browser.calibrated import (
     CalibratedLab,
     calibrated_lab,
 )
+from tests.integration.provenance.records import PROJECT as RECORDS_PROJECT
+from tests.integration.provenance.records import make_record
 
 PREFECT_UI = "http://127.0.0.1:4200"
 
@@ -93,7 +99,7 @@ def test_entity_page_draws_lineage_with_nodes_linking_to_their_pages(
     svg = html.unescape(page.text[page.text.index("<svg") : page.text.index("</svg>")])
     # the origin, the task run that wrote it and its inputs, by text in the picture
     assert "t1 Q0 v2" in svg
-    assert "check-t1 Q0" in svg
+    assert "CheckT1 Q0" in svg
     assert "pi_amplitude Q0 v2" in svg
     assert "t1 Q0 v1" in svg  # wasDerivedFrom the previous version
     assert 'xlink:href="/console/executions/calibration-2"' in svg
@@ -114,7 +120,7 @@ def test_impact_and_depth_change_the_picture(client: TestClient, lab: Calibrated
         return len(re.findall(r'<g id="node_\d+" class="node (?:entity|activity)"', page))
 
     assert nodes(deep.text) > nodes(shallow.text) >= 1
-    assert "check&#45;rabi Q0" in deep.text
+    assert "CheckRabi Q0" in deep.text
 
 
 def test_executions_list_and_page_and_compare(client: TestClient, lab: CalibratedLab) -> None:
@@ -127,7 +133,7 @@ def test_executions_list_and_page_and_compare(client: TestClient, lab: Calibrate
     assert page.status_code == 200
     assert f'href="{PREFECT_UI}/runs/flow-run/calibration-2"' in page.text
     assert '<option value="calibration-1">' in page.text
-    assert "check-t2-echo" in page.text
+    assert "CheckT2Echo" in page.text
 
     compare = client.get(
         "/console/compare", params={"before": "calibration-1", "after": "calibration-2"}
@@ -253,3 +259,66 @@ def test_chip_page_links_each_calibration_to_the_datasets_it_measured(
     assert len(links) == len(lab.after.outcomes)
     execution = client.get("/console/executions/calibration-2")
     assert all(f"/console/datasets/{uuid}" in execution.text for uuid in links)
+
+
+def test_chip_health_page_judges_the_calibrated_chip_and_links_its_versions(
+    client: TestClient, lab: CalibratedLab
+) -> None:
+    db = database(lab.settings)
+    provenance = ProvenanceService(MongoProvenanceRepository(db), PROJECT)
+    # T1 stale after 36 ms: every T1 of the chip is stale by the time the page is judged.
+    policy = MaintenancePolicy(
+        parameters={"t1": ParameterPolicy(direction=Direction.HIGHER, stale_after_hours=1e-5)}
+    )
+    strict = TestClient(
+        create_app(
+            ConsoleServices(
+                provenance=provenance,
+                catalog=CatalogQueryService(db),
+                health=HealthService(provenance, policy),
+            )
+        )
+    )
+
+    chip_page = client.get(f"/console/chips/{CHIP.chip_id}")
+    assert f'href="/console/chips/{CHIP.chip_id}/health"' in chip_page.text
+    page = strict.get(f"/console/chips/{CHIP.chip_id}/health")
+
+    assert page.status_code == 200, page.text
+    t1 = provenance.current_versions(CHIP.chip_id)
+    for version in (v for v in t1 if v.parameter_name == "t1"):
+        row = re.search(
+            rf'<tr data-qid="{version.qid}" data-parameter="t1" data-findings="stale">', page.text
+        )
+        assert row is not None, version.qid
+        assert html.escape(f"/console/entities/{quote(version.entity_id, safe='')}") in page.text
+        assert f'<tr data-step="CheckT1" data-target="{version.qid}">' in page.text
+    assert '<li class="finding finding-stale" data-finding="stale">stale: <strong>2</strong>' in (
+        page.text
+    )
+    unknown = strict.get("/console/chips/no-such-chip/health")
+    assert unknown.status_code == 404
+    assert "no calibration of chip" in unknown.text
+
+
+def test_entity_and_execution_pages_of_ids_holding_a_slash(
+    mongo_db: Database[Document],
+) -> None:
+    repository = MongoProvenanceRepository(mongo_db)
+    repository.ensure_indexes()
+    recorded = repository.record(make_record("run/7", "task/8", {"t1": 5e-5}))
+    entity_id = recorded.entity_ids["t1"]
+    assert entity_id == "t1:Q0:run/7:task/8"
+    services = ConsoleServices(
+        provenance=ProvenanceService(repository, RECORDS_PROJECT),
+        catalog=CatalogQueryService(mongo_db),
+    )
+    client = TestClient(create_app(services))
+
+    page = client.get(entity_url(entity_id))  # the console's own link: "/" as %2F
+    assert page.status_code == 200, page.text
+    assert "t1 of Q0, version 1" in html.unescape(page.text)
+    assert client.get(f"/console/entities/{entity_id}").status_code == 200  # "/" as is
+    execution = client.get(execution_url("run/7"))
+    assert execution.status_code == 200, execution.text
+    assert "Execution <code>run/7</code>" in html.unescape(execution.text)

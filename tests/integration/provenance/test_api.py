@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from urllib.parse import quote
 
 import jsonschema
 import pytest
@@ -82,6 +83,7 @@ def test_api_lineage_prov_json_is_valid_and_readable_by_prov(
     ids = record_chain(repository, "e2", 5.1e9)
     response = client.get(f"/provenance/lineage/{ids['t1']}?max_depth=4&format=prov-json")
     assert response.status_code == 200
+    assert response.headers["content-type"] == "application/prov+json"  # declared as such
     document = response.json()
     jsonschema.validate(document, json.loads(SCHEMA.read_text()))
 
@@ -130,7 +132,7 @@ def test_api_history_of_one_chip_and_of_every_chip(
     assert every.json()["chip_id"] is None
     empty = client.get("/provenance/history", params={**params, "chip_id": ""})
     assert empty.status_code == 422
-    assert "chip_id" in empty.json()["detail"]
+    assert empty.json()["detail"][0]["loc"] == ["query", "chip_id"]  # declared: minLength 1
 
 
 def test_api_history_compare_changes_stats_executions(
@@ -220,3 +222,42 @@ def test_api_lineage_depth_boundary_edges_in_json_and_prov_json(
     } in document["wasDerivedFrom"].values()
     kinds = ("wasGeneratedBy", "used", "wasDerivedFrom")
     assert sum(len(document.get(kind, {})) for kind in kinds) == len(edges)
+
+
+def test_api_entity_id_holding_a_slash_is_recorded_and_reachable(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    # Recording side: "/" is allowed in every part but ":"-free ones stay the rule.
+    recorded = repository.record(
+        make_record("run/7", "task/8", {"t1": Measured(value=5e-5, unit="s")}, qid="Q0")
+    )
+    entity_id = recorded.entity_ids["t1"]
+    assert entity_id == "t1:Q0:run/7:task/8"
+    # HTTP side: the entity routes take the whole rest of the path, "/" sent as is or as %2F.
+    for sent in (entity_id, quote(entity_id, safe="")):
+        entity = client.get(f"/provenance/entities/{sent}")
+        assert entity.status_code == 200, entity.text
+        assert entity.json()["entity_id"] == entity_id
+        for route in ("lineage", "impact"):
+            graph = client.get(f"/provenance/{route}/{sent}", params={"max_depth": 2})
+            assert graph.status_code == 200, graph.text
+            assert graph.json()["origin"]["node_id"] == entity_id
+    document = client.get(f"/provenance/lineage/{entity_id}", params={"format": "prov-json"})
+    assert f"qops:{entity_id}" in document.json()["entity"]
+    missing = client.get("/provenance/entities/t1:Q0:run/8:task/8")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "EntityNotFoundError"
+
+
+def test_api_history_with_kebab_and_camel_case_task_names_reads_both(
+    client: TestClient, repository: MongoProvenanceRepository
+) -> None:
+    # A version recorded before task names were CamelCase, then one recorded after.
+    repository.record(make_record("e1", "t1", {"t1": 4e-5}, task_name="check-t1"))
+    repository.record(make_record("e2", "t2", {"t1": 5e-5}, task_name="CheckT1"))
+    history = client.get("/provenance/history", params={"parameter_name": "t1", "qid": "Q0"})
+    assert history.status_code == 200
+    assert [v["task_name"] for v in history.json()["versions"]] == ["CheckT1", "check-t1"]
+    changes = client.get("/provenance/changes").json()["changes"]
+    assert changes[0]["task_name"] == "CheckT1"
+    assert changes[0]["previous_value"] == 4e-5

@@ -115,3 +115,42 @@ def test_api_serve_answers_http_until_stopped(seeded: dict[str, str]) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_cli_check_reports_broken_invariants_and_repair_fixes_the_safe_ones(
+    seeded: dict[str, str],
+    repository: MongoProvenanceRepository,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("QOPS_DATA_DIR", str(tmp_path))  # this test's own outbox and journal
+    clean = run_qops("provenance", "check", "--json")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert json.loads(clean.stdout)["problems"] == []
+
+    first_t1 = repository.history(PROJECT, "t1", "Q0", 10, CHIP)[0][-1].entity_id
+    repository.versions.update_one({"entity_id": first_t1}, {"$set": {"valid_until": None}})
+    orphan = seeded["rabi_amplitude"]
+    repository.relations.delete_one({"relation_type": "wasGeneratedBy", "source_id": orphan})
+
+    broken = run_qops("provenance", "check", "--json")
+    assert broken.returncode == 1, broken.stderr
+    problems = {(p["kind"], p["subject"]) for p in json.loads(broken.stdout)["problems"]}
+    assert problems == {("open_predecessor", first_t1), ("orphan", orphan)}
+    table = run_qops("provenance", "check")
+    assert table.returncode == 1
+    assert f"open_predecessor  {PROJECT}  {first_t1}" in table.stdout
+
+    dry = run_qops("provenance", "repair", "--dry-run", "--json")
+    body = json.loads(dry.stdout)
+    assert [(a["kind"], a["subject"]) for a in body["actions"]] == [("open_predecessor", first_t1)]
+    assert run_qops("provenance", "check").returncode == 1  # a dry run changes nothing
+
+    fixed = run_qops("provenance", "repair")
+    assert fixed.returncode == 1  # the orphan cannot be completed: no record of it here
+    assert f"fixed open_predecessor  {first_t1}" in fixed.stdout
+    assert "1 fixed; 1 left" in fixed.stdout
+    after = json.loads(run_qops("provenance", "check", "--json").stdout)
+    assert [(p["kind"], p["subject"]) for p in after["problems"]] == [("orphan", orphan)]
+    again = json.loads(run_qops("provenance", "repair", "--json").stdout)
+    assert again["actions"] == []  # idempotent

@@ -73,7 +73,7 @@ def test_calibration_returning_int_beyond_64_bits_fails_naming_it_and_records_fa
 
     task = RecordedCalibration(count_photons, outputs=["photon_count"])
     sink = ProvenanceSink(lambda: repository, Outbox(tmp_path / "outbox.sqlite"))
-    with pytest.raises(InvalidValueError, match=r"'photon_count'.*'count-photons'.*64-bit"):
+    with pytest.raises(InvalidValueError, match=r"'photon_count'.*'CountPhotons'.*64-bit"):
         task.run(RunIds(task_id="t1", flow_run_id="e1"), sink, SETTINGS, "Q0")
 
     failed = repository.activities(PROJECT, ["e1:t1"])
@@ -205,7 +205,7 @@ def test_task_fails_naming_what_waits_when_the_outbox_cannot_drain(tmp_path: Pat
     with pytest.raises(OutboxPendingError, match=r"check-something completed for Q0.*e2.*f\)") as e:
         _frequency_user().run(RunIds(task_id="t-rabi", flow_run_id="e3"), sink, SETTINGS, "Q0")
     assert "MongoDB unreachable" in str(e.value)
-    assert "'check-rabi'" in str(e.value)
+    assert "'CheckRabi'" in str(e.value)
     assert str(outbox.path) in str(e.value)
 
 

@@ -99,9 +99,10 @@ def test_record_crash_after_versions_retry_completes_the_run(
 ) -> None:
     repository.record(make_record("exec-1", "t-a", {"qubit_frequency": 5.0e9}))
     second = make_record("exec-2", "t-a", {"qubit_frequency": 5.1e9})
-    repository._write_versions(second)  # the process dies after the first bulk write
+    repository._write_activity(second, "exec-2:t-a")
+    repository._write_versions(second, "exec-2:t-a")  # the process dies before the close
 
-    assert mongo_db.activities.count_documents({}) == 1
+    assert mongo_db.activities.count_documents({}) == 2
     result = repository.record(second)  # the retry
 
     assert result.versions == {"qubit_frequency": 2}
@@ -242,7 +243,7 @@ def test_record_retry_after_newer_version_keeps_its_own_number(
 ) -> None:
     repository.record(make_record("e1", "t", {"qubit_frequency": 5.0e9}))
     slow = make_record("e2", "t", {"qubit_frequency": 5.1e9})
-    repository._write_versions(slow)  # this run dies after writing version 2 ...
+    repository._write_versions(slow, "e2:t")  # this run dies after writing version 2 ...
     repository.record(make_record("e3", "t", {"qubit_frequency": 5.2e9}))  # ... e3 writes 3
 
     retried = repository.record(slow)

@@ -64,7 +64,8 @@ def test_load_backend_config_unusable_pass_is_refused_naming_it(
     ("text", "reason"),
     [
         ("name: x\nnqubits: -1\n", "nqubits"),
-        ("name: x\nnqubits: 1\npgs: [cnot]\n", "upper case"),
+        ("name: x\nnqubits: 1\npgs: [' ']\n", "no name"),
+        ("name: x\nnqubits: 1\ndefault_compiler_config: {decompositon: []}\n", "decompositon"),
         ("name: x\nnqubits: 1\ncolour: red\n", "colour"),
         ("- a\n- b\n", "expected a mapping"),
         ("name: [unclosed\n", "not valid YAML"),
@@ -74,6 +75,11 @@ def test_load_backend_config_unusable_pass_is_refused_naming_it(
 def test_load_backend_config_bad_field_is_refused(tmp_path: Path, text: str, reason: str) -> None:
     with pytest.raises(BackendConfigError, match=reason):
         load_backend_config(write(tmp_path, text))
+
+
+def test_load_backend_config_quis_gate_names_are_accepted(tmp_path: Path) -> None:
+    config = load_backend_config(write(tmp_path, "name: x\nnqubits: 1\npgs: [mX90, Rx, measure]\n"))
+    assert config.pgs == ["mX90", "Rx", "measure"]
 
 
 def test_load_backend_config_missing_file_is_refused(tmp_path: Path) -> None:
@@ -126,3 +132,19 @@ def test_load_backend_config_documented_example_is_valid() -> None:
         "cnot_fidelity": {"__labels__": ["qubit1", "qubit2"], "q1": {"q0": 0.995}},
         "fridge_temperature_in_mk": 8.4,
     }
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ("execution: {max_shots: 0}", "execution.max_shots"),
+        ("execution: {session_timeout_s: -1}", "execution.session_timeout_s"),
+        ("execution: {shots: 10}", "execution.shots"),
+    ],
+)
+def test_load_backend_config_bad_execution_limit_names_the_field(
+    tmp_path: Path, section: str, where: str
+) -> None:
+    path = write(tmp_path, f"name: spin-2\nnqubits: 2\n{section}\n")
+    with pytest.raises(BackendConfigError, match=where):
+        load_backend_config(path)

@@ -87,3 +87,11 @@ def test_resolve_chip_spec_config_gives_structure_chip_id_overrides(tmp_path: Pa
 
 def test_default_database_path_under_data_dir_per_chip(tmp_path: Path) -> None:
     assert default_database_path(tmp_path, "c1") == tmp_path / "calibration" / "c1.db"
+
+
+def test_cli_seed_default_is_the_plans() -> None:
+    """``qops calibrate`` and ``qops maintain`` show the seed the flows default to."""
+    from qops.calibration.plan import DEFAULT_SEED
+    from qops.cli import calibrate
+
+    assert calibrate.DEFAULT_SEED == DEFAULT_SEED

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from qops.calibration.graph import StepName
 from qops.calibration.recording import (
     InputValues,
     ProvenanceSink,
     RecordedCalibration,
     RunIds,
+    kebab_task_name,
     recorded_calibration,
+    recorded_task_name,
 )
+from qops.calibration.steps import step_measurement, step_task_name
 from qops.errors import MongoUnavailableError
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.errors import MissingInputError, OutputMismatchError
@@ -127,7 +131,7 @@ def test_recorded_calibration_runs_without_prefect_and_chains_versions(
     assert recorded.status is ActivityStatus.COMPLETED
     assert (recorded.project_id, recorded.chip_id, recorded.qid) == ("lab", "chip-1", "Q0")
     assert recorded.execution_id == "task-t-2"  # no flow run: the run's own id
-    assert recorded.task_name == "check-rabi"
+    assert recorded.task_name == "CheckRabi"  # the documented form, from check_rabi
     assert recorded.agent.agent_type is AgentType.SYSTEM
     assert recorded.agent.name == "script:task"
     assert [use.parameter_name for use in recorded.inputs] == ["qubit_frequency"]
@@ -223,3 +227,31 @@ def test_recorded_calibration_signature_hides_inputs() -> None:
     assert list(check_rabi.signature.parameters) == ["qid"]
     with pytest.raises(TypeError):
         check_rabi.run(RunIds(task_id="t"), None, SETTINGS, "Q0", inputs={})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("function_name", "task_name", "kebab"),
+    [
+        ("check_t1", "CheckT1", "check-t1"),
+        ("check_frequency", "CheckFrequency", "check-frequency"),
+        ("check_t2_echo", "CheckT2Echo", "check-t2-echo"),
+    ],
+)
+def test_recorded_task_name_is_camel_case_and_kebab_for_orchestrators(
+    function_name: str, task_name: str, kebab: str
+) -> None:
+    assert recorded_task_name(function_name) == task_name
+    assert kebab_task_name(task_name) == kebab
+    assert kebab_task_name(kebab) == kebab  # a name given in kebab case stays
+
+
+def test_step_tasks_record_the_step_name_and_run_as_kebab_prefect_tasks() -> None:
+    from tasks.calibration import CALIBRATION_TASKS
+
+    for step, task in CALIBRATION_TASKS.items():
+        assert task.name == step_task_name(step)  # Prefect: check-t1, check-cz
+        assert task.fn.__wrapped__.__name__ == step_task_name(step, "_")
+    recorded = RecordedCalibration(
+        step_measurement(StepName.CHECK_CZ), outputs=["cz_fidelity"], name=StepName.CHECK_CZ
+    )
+    assert (recorded.name, recorded.kebab_name) == ("CheckCZ", "check-cz")

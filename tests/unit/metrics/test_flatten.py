@@ -114,3 +114,45 @@ def test_collector_state_gauge_marks_only_current_state() -> None:
     assert "qi_up 0.0" in text
     assert 'qi_backend_state{state="UNREACHABLE"} 1.0' in text
     assert 'qi_backend_state{state="IDLE"} 0.0' in text
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("cold", "str 'cold', not a number"),
+        (True, "bool True, not a number"),
+        ([1.0, 2.0], "list [1.0, 2.0], not a number"),
+        (float("nan"), "nan, not a finite number"),
+        (float("inf"), "inf, not a finite number"),
+        (10**400, "integer too large for a float"),
+    ],
+)
+def test_flatten_non_numeric_top_level_metric_is_dropped_alone(
+    value: object, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = {"fridge": value, "t1": {"__labels__": ["qubit"], "q0": 0.5}, "count": 2**70}
+    with caplog.at_level(logging.WARNING, logger="qops.metrics.flatten"):
+        flattened = flatten_dynamic(payload, reserved=RESERVED)
+    assert [d.source_name for d in flattened.dropped] == ["fridge"]
+    assert reason in flattened.dropped[0].reason
+    assert any("fridge" in r.getMessage() and reason in r.getMessage() for r in caplog.records)
+    assert exposition(payload) == {'qi_t1{qubit="q0"} 0.5', "qi_count 1.1805916207174113e+21"}
+
+
+def test_flatten_nan_leaf_drops_its_metric_only() -> None:
+    payload = {"t1": {"__labels__": ["qubit"], "q0": float("nan")}, "t2": 3.0}
+    assert exposition(payload) == {"qi_t2 3.0"}
+
+
+def test_flatten_label_value_with_lone_surrogate_is_dropped_and_scrape_works() -> None:
+    # Python's json reads "\ud800" into a str that no UTF-8 scrape can carry.
+    payload = {"t1": {"__labels__": ["qubit"], "q\ud800": 1.0, "q1": 2.0}, "t2": 3.0}
+    flattened = flatten_dynamic(payload, reserved=RESERVED)
+    assert [d.source_name for d in flattened.dropped] == ["t1"]
+    assert "not valid UTF-8" in flattened.dropped[0].reason
+    assert exposition(payload) == {"qi_t2 3.0"}
+
+
+def test_flatten_label_name_with_lone_surrogate_is_dropped() -> None:
+    flattened = flatten_dynamic({"t1": {"__labels__": ["q\ud800"], "a": 1.0}})
+    assert [d.source_name for d in flattened.dropped] == ["t1"]

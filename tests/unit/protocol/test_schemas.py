@@ -74,7 +74,6 @@ def test_request_schema_other_command_fails_command_specific_schema(
     ("message", "field"),
     [
         ({"command": "get_static"}, "session_id"),
-        ({"command": "get_static", "session_id": "abc"}, "session_id"),
         ({"command": "get_static", "session_id": 42}, "session_id"),
         ({"session_id": SESSION}, "command"),
     ],
@@ -99,7 +98,7 @@ def test_get_static_reply_example_passes_and_parses(schemas: ProtocolSchemas) ->
         ("protocol_version", 2),
         ("nqubits", "3"),
         ("topology", [[0, 1, 2]]),
-        ("pgs", ["cnot"]),
+        ("pgs", [1]),
         ("starttime", "now"),
         ("supports_raw_data", "no"),
     ],
@@ -120,9 +119,9 @@ def test_get_dynamic_reply_examples_pass(
     schemas.check("get_dynamic/reply_success", success(payload), "reply")
 
 
-def test_get_dynamic_reply_tree_without_labels_is_refused(schemas: ProtocolSchemas) -> None:
-    with pytest.raises(ProtocolError, match="payload/t1"):
-        schemas.check("get_dynamic/reply_success", success({"t1": {"q0": 1.0}}), "reply")
+def test_get_dynamic_reply_payload_not_object_is_refused(schemas: ProtocolSchemas) -> None:
+    with pytest.raises(ProtocolError, match="payload"):
+        schemas.check("get_dynamic/reply_success", success([1.0]), "reply")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("command", ["get_static", "get_dynamic"])
@@ -161,7 +160,8 @@ def test_schema_root_holds_every_schema_file() -> None:
         (b"\xff\xfe\x00garbage", "not UTF-8|not valid JSON"),
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "expected a JSON object, found list"),
-        (b'{"value": NaN}', "not valid JSON"),
+        (b'{"value": nan}', "not valid JSON"),
+        (b'{"value": 1' + b"0" * 5000 + b"}", "not valid JSON"),
     ],
 )
 def test_decode_bad_frame_says_why(frame: bytes, reason: str) -> None:
@@ -174,6 +174,14 @@ def test_decode_oversize_frame_is_refused_with_sizes() -> None:
         decode(b"x" * 101, "request", max_bytes=100)
 
 
+def test_decode_reads_what_python_json_writes() -> None:
+    message = decode(b'{"a": NaN, "b": Infinity, "c": -Infinity, "d": 18446744073709551615}', "r")
+    assert message["a"] != message["a"]
+    assert message["b"] == float("inf")
+    assert message["c"] == float("-inf")
+    assert message["d"] == 2**64 - 1
+
+
 def test_encode_non_finite_value_is_refused() -> None:
     with pytest.raises(ProtocolError, match="cannot be encoded"):
         encode({"t1": float("nan")})
@@ -182,7 +190,7 @@ def test_encode_non_finite_value_is_refused() -> None:
 def corpus() -> list[object]:
     """Valid and broken messages of every kind, to compare the two validators on."""
     messages: list[object] = [None, 3, "x", [], {}, True]
-    for command in ("get_static", "get_dynamic", "reboot", "", 5):
+    for command in ("get_static", "get_dynamic", "initialize", "terminate", "reboot", "", 5):
         for session in (SESSION, "abc", None, 7, SESSION.upper()):
             messages.append({"command": command, "session_id": session})
             messages.append({"command": command, "session_id": session, "payload": None})
@@ -195,7 +203,10 @@ def corpus() -> list[object]:
         ("nqubits", -1),
         ("topology", [[0, 1.5]]),
         ("topology", [[0]]),
-        ("pgs", ["X1", "_X"]),
+        ("pgs", ["X1", "_X", "mX90"]),
+        ("starttime", float("nan")),
+        ("starttime", float("inf")),
+        ("nqubits", 2**70),
         ("default_compiler_config", {"mapping": [{"path": "opensquirrel.x", "method": "m"}]}),
         ("default_compiler_config", {"mapping": [{"path": "other.x", "method": "m"}]}),
         ("default_compiler_config", {"extra": []}),
@@ -211,6 +222,7 @@ def corpus() -> list[object]:
     for status in ("success", "failure", "other"):
         for payload in payloads:
             messages.append({"status": status, "session_id": SESSION, "payload": payload})
+    messages += job_messages()
     for state in ("IDLE", "BUSY", None):
         for stamp in (1.0, "1", None):
             messages.append(
@@ -219,12 +231,55 @@ def corpus() -> list[object]:
     return messages
 
 
+def _non_finite(message: object) -> bool:
+    if isinstance(message, float):
+        return message != message or message in (float("inf"), float("-inf"))
+    if isinstance(message, dict):
+        return any(_non_finite(value) for value in message.values())
+    if isinstance(message, list):
+        return any(_non_finite(value) for value in message)
+    return False
+
+
+def job_messages() -> list[object]:
+    """execute requests and replies, valid and broken, and bare simple success replies."""
+    job = {"job_id": 1, "circuit": "version 3.0", "number_of_shots": 4}
+    payloads: list[object] = [
+        job,
+        {**job, "include_raw_data": True},
+        {**job, "number_of_shots": 0},
+        {**job, "job_id": "1"},
+        {"circuit": "version 3.0", "number_of_shots": 4},
+        None,
+    ]
+    messages: list[object] = [
+        {"command": "execute", "session_id": SESSION, "payload": p} for p in payloads
+    ]
+    for result in (
+        {"job_id": 1, "results": {"01": 3}, "raw_data": ["01"] * 3},
+        {"job_id": 1, "results": {"01": 3}, "raw_data": None},
+        {"job_id": 1, "results": {"01": 3.5}},
+        {"job_id": 1},
+    ):
+        messages.append({"status": "success", "session_id": SESSION, "payload": result})
+    messages += [{"status": s, "session_id": SESSION} for s in ("success", "failure")]
+    return messages
+
+
 @pytest.mark.parametrize("name", SCHEMA_NAMES)
-def test_compiled_validator_agrees_with_jsonschema(schemas: ProtocolSchemas, name: str) -> None:
+def test_fast_validator_agrees_with_jsonschema(schemas: ProtocolSchemas, name: str) -> None:
+    # jsonschema_rs gives the verdict; it differs from jsonschema only on NaN/Infinity,
+    # where is_valid asks jsonschema.
+    messages = corpus()
     disagreements = [
         message
-        for message in corpus()
-        if schemas.is_valid(name, message) != schemas.reference_is_valid(name, message)
+        for message in messages
+        if not _non_finite(message)
+        and schemas.fast_is_valid(name, message) != schemas.reference_is_valid(name, message)
     ]
     assert disagreements == []
-    assert any(schemas.is_valid(name, message) for message in corpus())
+    assert all(
+        schemas.is_valid(name, message) == schemas.reference_is_valid(name, message)
+        for message in messages
+    )
+    assert any(schemas.is_valid(name, message) for message in messages)

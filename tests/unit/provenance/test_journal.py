@@ -1,0 +1,42 @@
+"""The recorder's write-ahead journal in the outbox file: live entries are left alone,
+abandoned ones move to the outbox once (issue 12, finding 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qops.provenance.models import Measured
+from qops.provenance.outbox import Outbox
+from tests.integration.provenance.records import make_record
+
+
+def test_journal_entry_of_a_live_writer_stays_and_done_forgets_it(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    flight = outbox.begin(make_record("e1", "t1", {"f": Measured(value=1.0)}))
+
+    assert outbox.adopt_abandoned() == 0  # its lock is held (by this process)
+    ((summary, _started, abandoned),) = outbox.in_flight()
+    assert "e1" in summary
+    assert not abandoned
+    flight.done()
+
+    assert outbox.in_flight() == []
+    assert outbox.adopt_abandoned() == 0
+    assert outbox.pending() == 0
+    assert list((tmp_path / "outbox.sqlite.in-flight").iterdir()) == []
+
+
+def test_released_journal_entry_is_adopted_into_the_outbox_once(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    record = make_record("e1", "t1", {"f": 1.0})
+    outbox.begin(record).release()  # a write failed part-way in a live process
+
+    assert [abandoned for _s, _t, abandoned in outbox.in_flight()] == [True]
+    assert outbox.adopt_abandoned() == 1
+    assert outbox.adopt_abandoned() == 0
+    assert outbox.in_flight() == []
+    assert [r.task_id for r in outbox.peek()] == ["t1"]
+    # The same run journaled again and abandoned again is still kept once.
+    outbox.begin(record).release()
+    assert outbox.adopt_abandoned() == 1
+    assert outbox.pending() == 1
