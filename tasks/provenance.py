@@ -11,15 +11,15 @@ or ``QOPS_*``), and the ``task(...)`` options.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect import Task, task
 from prefect.runtime import flow_run, task_run
 
 from qops.calibration.recording import (
+    CalibrationFunction,
     CalibrationOutcome,
-    OutputValue,
     ProvenanceSink,
     RunIds,
     recorded_calibration,
@@ -49,7 +49,7 @@ def calibration_task(
     retries: int = 2,
     retry_delay_seconds: float | list[float] = 2.0,
     **task_options: Any,
-) -> Callable[[Callable[..., Mapping[str, OutputValue]]], Task[..., CalibrationOutcome]]:
+) -> Callable[[CalibrationFunction], Task[..., CalibrationOutcome]]:
     """Make a function a Prefect task that records its calibration provenance.
 
     The function's contract (``qid``, the optional ``execution_id``, ``project_id``,
@@ -82,7 +82,7 @@ def calibration_task(
     declare = recorded_calibration(outputs=outputs, inputs=inputs, name=name, task_type=task_type)
 
     def decorate(
-        function: Callable[..., Mapping[str, OutputValue]],
+        function: CalibrationFunction,
     ) -> Task[..., CalibrationOutcome]:
         recorded = declare(function)
 

@@ -34,6 +34,7 @@ from qops.catalog.settings import SyncSettings
 from qops.catalog.sources import SyncSources
 from qops.config import MongoSettings
 from qops.mongo import database
+from qops.sync_provenance import SyncProvenance
 from tasks.storage import file_store
 
 MONGO_RETRY_DELAYS_S: list[float] = [2, 5, 10, 20]
@@ -206,6 +207,9 @@ def sync_run(
 ) -> RunOutcome:
     """Sync one run into the catalog; a failure of the run itself is returned, not raised.
 
+    Each new file version is recorded in provenance (``qops.sync_provenance``), in the
+    project of ``QOPS_PROJECT_ID``.
+
     The run takes a slot of ``qops-sync-disk`` while it reads and writes: the limit bounds
     the runs synced at once by every flow run and worker of the lab together.
     """
@@ -216,5 +220,10 @@ def sync_run(
         strict=True,
         raise_on_lease_renewal_failure=False,
     ):
-        service = SyncService(database(mongo), file_store(storage_block, mongo.data_dir), sync)
+        service = SyncService(
+            database(mongo),
+            file_store(storage_block, mongo.data_dir),
+            sync,
+            SyncProvenance.mongo(mongo),
+        )
         return service.sync_run(source_name, run_id)

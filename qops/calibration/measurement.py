@@ -43,7 +43,7 @@ from qops.calibration.graph import PARAMETER_UNITS, StepName
 from qops.chip.fitting import Estimate
 from qops.chip.instrument import SimulatedChip
 from qops.chip.physics import FloatArray
-from qops.provenance.models import Measured
+from qops.provenance.models import DatasetEntity, Measured
 from qops.timeutil import utc_now
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class MeasurementResult(BaseModel):
         guid: The QCoDeS run's GUID.
         db_path: The QCoDeS database the run was written to.
         experiment_name: The QCoDeS experiment the run belongs to.
+        sample_name: The experiment's sample (the chip), if known.
         measured_at: When the measurement finished (UTC).
     """
 
@@ -98,7 +99,20 @@ class MeasurementResult(BaseModel):
     guid: str
     db_path: Path
     experiment_name: str
+    sample_name: str | None = None
     measured_at: datetime
+
+    @property
+    def dataset(self) -> DatasetEntity:
+        """The run as the raw-measurement entity of provenance (``dataset:{guid}``)."""
+        return DatasetEntity(
+            guid=self.guid,
+            name=self.step.value,
+            run_id=self.run_id,
+            source_db=str(self.db_path.resolve()),
+            experiment_name=self.experiment_name,
+            sample_name=self.sample_name,
+        )
 
 
 class MeasurementContext:
@@ -260,6 +274,7 @@ class MeasurementContext:
             guid=recording.guid,
             db_path=self.db_path,
             experiment_name=self.experiment_name,
+            sample_name=self.chip.name,
             measured_at=utc_now(),
         )
 

@@ -12,6 +12,9 @@ caller's thread:
 2. when the function returns, records the activity, ``used`` for every input, a new version
    per output, ``wasGeneratedBy`` and ``wasDerivedFrom`` (to the inputs and to the previous
    version of the same parameter), through :class:`~qops.provenance.recorder.ProvenanceRecorder`;
+   a function that returns :class:`Fitted` also names the raw measurements (QCoDeS runs)
+   its outputs were fitted from: the activity ``used`` them and every output
+   ``wasDerivedFrom`` them;
 3. when the function raises, records the activity as ``failed`` with no versions and
    re-raises, so the caller's retries run as usual.
 
@@ -25,20 +28,21 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import Field
+
 from qops.calibration.graph import input_key
 from qops.config import MongoSettings
-from qops.mongo import database
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.errors import MissingInputError, OutboxPendingError, OutputMismatchError
 from qops.provenance.models import (
     ActivityStatus,
     Agent,
     AgentType,
+    DatasetEntity,
     InputUse,
     Measured,
     RecordResult,
@@ -46,8 +50,8 @@ from qops.provenance.models import (
     check_measured,
 )
 from qops.provenance.outbox import Outbox, outbox_path
-from qops.provenance.recorder import ProvenanceRecorder
-from qops.provenance.repository import MongoProvenanceRepository, ProvenanceRepository
+from qops.provenance.recorder import ProvenanceRecorder, lazy_mongo_repository
+from qops.provenance.repository import ProvenanceRepository
 from qops.timeutil import utc_now
 
 logger = logging.getLogger(__name__)
@@ -58,8 +62,23 @@ InputValues = Mapping[str, InputUse]
 OutputValue = Measured | float | int | str
 """What a calibration function returns per output: a :class:`Measured` or a bare value."""
 
-CalibrationFunction = Callable[..., Mapping[str, OutputValue]]
-"""A function that measures one ``qid`` and returns its outputs by parameter name."""
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a calibration function returns when it knows the data its outputs came from.
+
+    Attributes:
+        outputs: The outputs by parameter name.
+        datasets: The raw measurements (QCoDeS runs) the outputs were fitted from.
+    """
+
+    outputs: Mapping[str, OutputValue]
+    datasets: Sequence[DatasetEntity] = ()
+
+
+CalibrationFunction = Callable[..., Mapping[str, OutputValue] | Fitted]
+"""A function that measures one ``qid`` and returns its outputs by parameter name (or
+:class:`Fitted`, with the raw measurements they were fitted from)."""
 
 
 class CalibrationOutcome(RecordResult):
@@ -72,6 +91,7 @@ class CalibrationOutcome(RecordResult):
 
     outputs: dict[str, Measured]
     inputs: dict[str, InputUse]
+    datasets: list[DatasetEntity] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -114,32 +134,7 @@ class ProvenanceSink:
         Connecting on first use lets a run without inputs measure (and defer its record to
         the outbox) while MongoDB is down.
         """
-        return cls(_lazy_mongo_repository(settings), Outbox(outbox_path(settings.data_dir)))
-
-
-_INDEXED: set[tuple[str, str]] = set()
-"""Databases whose provenance indexes this process has ensured."""
-_INDEXED_LOCK = threading.Lock()
-
-
-def _lazy_mongo_repository(settings: MongoSettings) -> Callable[[], ProvenanceRepository]:
-    held: list[MongoProvenanceRepository] = []
-
-    def get() -> ProvenanceRepository:
-        if not held:
-            repository = MongoProvenanceRepository(database(settings))
-            # The unique version index is what keeps version numbers gap-free under
-            # concurrent writers, so it must exist before the first write.
-            url = settings.mongodb_url
-            key = (url.get_secret_value() if url else "", settings.mongodb_db)
-            with _INDEXED_LOCK:
-                if key not in _INDEXED:
-                    repository.ensure_indexes()
-                    _INDEXED.add(key)
-            held.append(repository)
-        return held[0]
-
-    return get
+        return cls(lazy_mongo_repository(settings), Outbox(outbox_path(settings.data_dir)))
 
 
 def recorded_task_name(function_name: str) -> str:
@@ -338,13 +333,17 @@ class RecordedCalibration:
                 named["inputs"] = used
             assert isinstance(extra, dict)
             returned = self.function(**named, **extra)
+            datasets: list[DatasetEntity] = Field(default_factory=list)
+            if isinstance(returned, Fitted):
+                datasets = list(returned.datasets)
+                returned = returned.outputs
             produced = _normalise_outputs(self.name, self.outputs, returned)
         except Exception as e:
             failed = self._record(run, started, ActivityStatus.FAILED, used, {}, e)
             recorder.record(failed)
             raise
         result = recorder.record(
-            self._record(run, started, ActivityStatus.COMPLETED, used, produced)
+            self._record(run, started, ActivityStatus.COMPLETED, used, produced, datasets=datasets)
         )
         logger.info(
             "task %s for %s recorded versions %s%s",
@@ -353,7 +352,9 @@ class RecordedCalibration:
             result.versions,
             " (deferred to the outbox)" if result.deferred else "",
         )
-        return CalibrationOutcome(**result.model_dump(), outputs=produced, inputs=used)
+        return CalibrationOutcome(
+            **result.model_dump(), outputs=produced, inputs=used, datasets=datasets
+        )
 
     def _drain_outbox(self, recorder: ProvenanceRecorder) -> None:
         """Write this machine's waiting records before the inputs are read.
@@ -404,6 +405,8 @@ class RecordedCalibration:
         used: Mapping[str, InputUse],
         produced: dict[str, Measured],
         error: Exception | None = None,
+        *,
+        datasets: Sequence[DatasetEntity] = (),
     ) -> TaskRecord:
         return TaskRecord(
             project_id=run.project_id,
@@ -419,6 +422,7 @@ class RecordedCalibration:
             agent=run.agent,
             inputs=list(used.values()),
             outputs=produced,
+            datasets=list(datasets),
             error_message=_error_message(error) if error is not None else None,
         )
 

@@ -32,11 +32,10 @@ from qops.calibration.measurement import (
     Trace,
 )
 from qops.calibration.plan import ChipSpec
-from qops.calibration.recording import InputValues
+from qops.calibration.recording import Fitted, InputValues
 from qops.chip import fitting, physics
 from qops.chip.fitting import Estimate, FitProblem
 from qops.chip.physics import FloatArray
-from qops.provenance.models import Measured
 
 logger = logging.getLogger(__name__)
 
@@ -645,12 +644,14 @@ def step_task_name(step: StepName, separator: str = "-") -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", separator, step.value).lower()
 
 
-def step_measurement(step: StepName) -> Callable[..., Mapping[str, Measured]]:
+def step_measurement(step: StepName) -> Callable[..., Fitted]:
     """The body of the calibration task of ``step``, with the parameters it is recorded by.
 
     The function measures ``qid`` on the simulated chip through QCoDeS, fits and returns
-    the outputs; ``tasks/calibration.py`` wraps it as a Prefect task, and a calibration
-    recorded without Prefect (``RecordedCalibration``) calls the same function.
+    the outputs with the QCoDeS run they were fitted from (provenance records the run as a
+    raw measurement the outputs were derived from); ``tasks/calibration.py`` wraps it as a
+    Prefect task, and a calibration recorded without Prefect (``RecordedCalibration``)
+    calls the same function.
     """
 
     def measure(
@@ -662,10 +663,11 @@ def step_measurement(step: StepName) -> Callable[..., Mapping[str, Measured]]:
         project_id: str,
         chip_id: str,
         inputs: InputValues,
-    ) -> Mapping[str, Measured]:
+    ) -> Fitted:
         context = measurement_context(chip, epoch, Path(database_path), execution_id)
         values = {key: float(use.value) for key, use in inputs.items()}
-        return run_step(context, step, qid, values).outputs
+        result = run_step(context, step, qid, values)
+        return Fitted(outputs=result.outputs, datasets=[result.dataset])
 
     measure.__name__ = step_task_name(step, "_")
     measure.__qualname__ = measure.__name__

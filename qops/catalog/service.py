@@ -10,8 +10,10 @@ changed are runs compared one by one. Each run is then synced on its own
 its data changed, and its state is kept in ``sync_items``. A run that fails is recorded
 with its error and retried after a back-off; it never stops the others.
 
-Order of writes for one run: file, then dataset record, then sync item. Killed at any
-point, the run stays due and the next sync redoes the unfinished part under the same ids.
+Order of writes for one run: file, then what the service's :class:`SyncObserver` records
+of the new file (its provenance), then dataset record, then sync item. Killed at any point,
+the run stays due and the next sync redoes the unfinished part under the same ids (the
+file version keeps its number, so the observer is told the same file again).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from pymongo.database import Database
@@ -228,6 +230,37 @@ def summary_artifact_key(sources: list[str]) -> str:
     return "sync-qcodes-" + re.sub(r"[^a-z0-9-]", "-", name.lower())
 
 
+class FileWritten(BaseModel):
+    """A run's new data file version, written and not yet listed by its catalog record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    location: str | None
+    """What the source reads (the QCoDeS database file), if its backend says."""
+    run_id: int
+    guid: str
+    name: str
+    dataset_uuid: str
+    file: FileVersion
+    previous: FileVersion | None
+    """The file version it replaces; ``None`` for the run's first."""
+    started_at: datetime
+    ended_at: datetime
+
+
+class SyncObserver(Protocol):
+    """Told of every new file version before the catalog record lists it (provenance).
+
+    Called again with the same file version if the sync is redone after a crash or a
+    failure, so what it records must be idempotent; what it raises fails the run's sync
+    (a ``PyMongoError`` is retried like the catalog's own writes).
+    """
+
+    def file_written(self, event: FileWritten) -> None:
+        """Record ``event``."""
+
+
 class SyncService:
     """Syncs sources of any installed backend into the catalog.
 
@@ -235,12 +268,21 @@ class SyncService:
         db: The qops database.
         store: Where HDF5 files go.
         settings: Retry, idle-timeout and lock settings.
+        observer: Told of each new file version (the provenance of the sync); ``None``:
+            nobody.
     """
 
-    def __init__(self, db: Database[Document], store: FileStore, settings: SyncSettings) -> None:
+    def __init__(
+        self,
+        db: Database[Document],
+        store: FileStore,
+        settings: SyncSettings,
+        observer: SyncObserver | None = None,
+    ) -> None:
         self.db = db
         self.store = store
         self.settings = settings
+        self.observer = observer
         self.datasets = DatasetRepository(db)
         self.items = SyncItemRepository(db)
         self.sources = SyncSourceRepository(db)
@@ -351,7 +393,8 @@ class SyncService:
             updated_at=now,
         )
         try:
-            return self._sync(source, backend.open_reader(config, self.settings), item)
+            reader = backend.open_reader(config, self.settings)
+            return self._sync(source, reader, item, backend.location(config))
         except (SourceReadError, ExportError) as e:
             attempts = item.attempts + 1
             delay = self.settings.backoff_s(attempts)
@@ -376,7 +419,9 @@ class SyncService:
             )
             return RunOutcome(source=name, run_id=run_id, action="failed", error=str(e))
 
-    def _sync(self, source: SyncSource, reader: SourceReader, item: SyncItem) -> RunOutcome:
+    def _sync(
+        self, source: SyncSource, reader: SourceReader, item: SyncItem, location: str | None
+    ) -> RunOutcome:
         now = utc_now()
         with reader:
             run = reader.run(item.run_id)
@@ -404,6 +449,21 @@ class SyncService:
                 self.settings.live_write_allowance_bytes,
             ):
                 files = [self._write_file(run, source, rows, latest)]
+                if self.observer is not None:
+                    self.observer.file_written(
+                        FileWritten(
+                            source=source.name,
+                            location=location,
+                            run_id=item.run_id,
+                            guid=run.guid,
+                            name=metadata.name,
+                            dataset_uuid=uuid,
+                            file=files[0],
+                            previous=latest,
+                            started_at=now,
+                            ended_at=utc_now(),
+                        )
+                    )
 
         record = DatasetRecord(
             **metadata.model_dump(exclude={"collected"}),

@@ -189,11 +189,17 @@ def _store(storage_block: str | None, settings: MongoSettings) -> FileStore:
 def _follow(name: str, storage_block: str | None, poll_s: float) -> None:
     from qops.catalog.service import SyncService
     from qops.catalog.settings import SyncSettings
+    from qops.sync_provenance import SyncProvenance
 
     settings = MongoSettings()
     stop = threading.Event()
     try:
-        service = SyncService(database(settings), _store(storage_block, settings), SyncSettings())
+        service = SyncService(
+            database(settings),
+            _store(storage_block, settings),
+            SyncSettings(),
+            SyncProvenance.mongo(settings),
+        )
         service.ensure_indexes()
         for outcomes in service.follow(name, stop, poll_s):
             for outcome in outcomes:
@@ -252,6 +258,7 @@ def _sync_work(name: str) -> tuple[list[RunOutcome], str | None]:
     """
     from qops.catalog.service import SyncService
     from qops.catalog.settings import SyncSettings
+    from qops.sync_provenance import SyncProvenance
 
     settings = MongoSettings()
     sync = SyncSettings()
@@ -266,7 +273,9 @@ def _sync_work(name: str) -> tuple[list[RunOutcome], str | None]:
     with ThreadPoolExecutor(max_workers=sync.concurrency, thread_name_prefix="sync-run") as pool:
         outcomes = list(
             pool.map(
-                lambda run_id: SyncService(db, store, sync).sync_run(name, run_id),
+                lambda run_id: SyncService(
+                    db, store, sync, SyncProvenance.mongo(settings)
+                ).sync_run(name, run_id),
                 discovery.run_ids,
             )
         )

@@ -10,7 +10,7 @@ class ProvenanceError(QopsError):
 
 
 class InvalidEntityIdError(ProvenanceError):
-    """An entity id does not have the form ``{parameter_name}:{qid}:{execution_id}:{task_id}``.
+    """An entity id has none of the forms of :mod:`qops.provenance.ids`.
 
     Args:
         entity_id: The offending id.
@@ -22,7 +22,8 @@ class InvalidEntityIdError(ProvenanceError):
         self.reason = reason
         super().__init__(
             f"entity id {entity_id!r} is malformed: {reason} "
-            "(expected {parameter_name}:{qid}:{execution_id}:{task_id})"
+            "(expected {parameter_name}:{qid}:{execution_id}:{task_id}, dataset:{guid} or "
+            "dataset-file:{dataset_uuid}:v{version})"
         )
 
 
@@ -43,7 +44,7 @@ class InvalidQueryError(ProvenanceError):
 
 
 class EntityNotFoundError(ProvenanceError, NotFoundError):
-    """No parameter version has this entity id in the project.
+    """No entity (parameter version, raw measurement, file version) has this id in the project.
 
     Args:
         entity_id: The id looked up.
@@ -53,7 +54,12 @@ class EntityNotFoundError(ProvenanceError, NotFoundError):
     def __init__(self, entity_id: str, project_id: str) -> None:
         self.entity_id = entity_id
         self.project_id = project_id
-        super().__init__(f"no parameter version {entity_id!r} in project {project_id!r}")
+        what = "parameter version"
+        if entity_id.startswith("dataset-file:"):
+            what = "synced file version"
+        elif entity_id.startswith("dataset:"):
+            what = "raw measurement (QCoDeS run)"
+        super().__init__(f"no {what} {entity_id!r} in project {project_id!r}")
 
 
 class ExecutionNotFoundError(ProvenanceError, NotFoundError):

@@ -6,12 +6,13 @@ Invariants (docs/provenance.md, "Integrity"):
 - per ``(project, chip, parameter, qid)`` one open version (``valid_until`` null), the
   newest; versions numbered without gaps;
 - every closed version's ``valid_until`` is its successor's ``valid_from``;
-- every version has a ``wasGeneratedBy`` to an activity that is stored;
-- every relation's ends are stored (an entity in ``parameter_versions``, an activity in
-  ``activities``);
+- every version, and every synced file version, has a ``wasGeneratedBy`` to an activity
+  that is stored;
+- every relation's ends are stored (an entity in ``parameter_versions`` or
+  ``provenance_entities``, an activity in ``activities``);
 - no record of this machine's write-ahead journal is abandoned (a writer died part-way).
 
-Both read the whole of a project's provenance (three queries) and work in memory: they are
+Both read the whole of a project's provenance (four queries) and work in memory: they are
 maintenance commands, not served per request.
 """
 
@@ -25,7 +26,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from qops.provenance.models import NodeType, ParameterVersion, RelationType
+from qops.provenance.models import DatasetFileEntity, NodeType, ParameterVersion, RelationType
 from qops.provenance.outbox import Outbox
 from qops.provenance.recorder import ProvenanceRecorder
 from qops.provenance.repository import MongoProvenanceRepository
@@ -187,7 +188,9 @@ def check(
     versions = repository.all_versions(project_id)
     relations = repository.all_relations(project_id)
     activity_ids = repository.all_activity_ids(project_id)
+    others = repository.all_other_entities(project_id)
     entity_ids = {(v.project_id, v.entity_id) for v in versions}
+    entity_ids.update((project, other.entity_id) for project, other in others)
     problems: list[Problem] = []
     for chain in _chains(versions).values():
         problems.extend(_chain_problems(chain))
@@ -225,6 +228,22 @@ def check(
                 subject=version.entity_id,
                 detail=f"version {version.version} of {version.parameter_name} of "
                 f"{version.qid} (execution {version.execution_id}): {detail}",
+            )
+        )
+    for project, other in others:
+        if not isinstance(other, DatasetFileEntity):
+            continue  # a raw measurement is generated outside provenance (by QCoDeS)
+        targets = generated.get((project, other.entity_id), [])
+        if any((project, t) in activity_ids for t in targets):
+            continue
+        missing = f"its activity {targets[0]!r} is not stored" if targets else "no wasGeneratedBy"
+        problems.append(
+            Problem(
+                kind=ProblemKind.ORPHAN,
+                project_id=project,
+                subject=other.entity_id,
+                detail=f"file version {other.version} of run {other.guid} (source "
+                f"{other.source}): {missing}",
             )
         )
     waiting = 0

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from qops.provenance.errors import InvalidValueError
+from qops.provenance.ids import EntityKind, dataset_entity_id, dataset_file_entity_id
 from qops.provenance.values import (
     MAX_TEXT_BYTES,
     OptionalFloat,
@@ -68,6 +69,9 @@ class Agent(BaseModel):
 
     agent_type: AgentType
     name: str = Field(min_length=1)
+    host: str | None = Field(
+        default=None, description="The machine it ran on, where recorded (the sync's host)."
+    )
 
 
 class Measured(BaseModel):
@@ -84,6 +88,72 @@ class Measured(BaseModel):
     value: ParameterValue
     unit: str = ""
     error: OptionalFloat = None
+
+
+class DatasetEntity(BaseModel):
+    """A raw measurement as a PROV entity: one QCoDeS run, ``dataset:{guid}``.
+
+    Calibration steps that measured it ``used`` it and the versions they fitted were
+    derived from it; the sync that copied it into the catalog ``used`` it too. The catalog
+    finds the run by its GUID (``alt_uid``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    guid: str = Field(min_length=1, pattern=r"^[^:]+$")
+    name: str = Field(default="", description="The run's name.")
+    run_id: int | None = Field(default=None, description="The run id in its database.")
+    source_db: str | None = Field(default=None, description="The QCoDeS database file.")
+    experiment_name: str | None = None
+    sample_name: str | None = None
+
+    @property
+    def entity_id(self) -> str:
+        """``dataset:{guid}``."""
+        return dataset_entity_id(self.guid)
+
+
+class DatasetFileEntity(BaseModel):
+    """One version of a run's data file in the catalog, ``dataset-file:{uuid}:v{version}``.
+
+    It ``wasGeneratedBy`` the sync activity that wrote it and ``wasDerivedFrom`` the raw
+    measurement and the file version before it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset_uuid: str = Field(min_length=1, pattern=r"^[^:]+$")
+    guid: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    name: str
+    location: str
+    md5: str
+    size: int = Field(ge=0)
+    rows: int = Field(ge=0)
+    complete: bool
+    created: UtcDatetime
+    source: str = Field(description="The sync source that wrote it.")
+
+    @property
+    def entity_id(self) -> str:
+        """``dataset-file:{dataset_uuid}:v{version}``."""
+        return dataset_file_entity_id(self.dataset_uuid, self.version)
+
+    @property
+    def previous_entity_id(self) -> str | None:
+        """The file version it replaced, if any."""
+        if self.version == 1:
+            return None
+        return dataset_file_entity_id(self.dataset_uuid, self.version - 1)
+
+
+OtherEntity = DatasetEntity | DatasetFileEntity
+"""The entities stored beside parameter versions (collection ``provenance_entities``)."""
+
+
+def kind_of(entity: OtherEntity) -> EntityKind:
+    """The kind of a stored non-parameter entity."""
+    return EntityKind.DATASET if isinstance(entity, DatasetEntity) else EntityKind.DATASET_FILE
 
 
 class ParameterVersion(BaseModel):
@@ -181,23 +251,34 @@ class TaskRecord(BaseModel):
     """
 
     project_id: str = Field(min_length=1)
-    chip_id: str = Field(min_length=1)
+    chip_id: str = Field(description="The chip; empty only for a run without parameters.")
     execution_id: str = Field(min_length=1)
     task_id: str = Field(min_length=1)
     task_name: str = Field(min_length=1)
     task_type: str = "calibration"
-    qid: str = Field(min_length=1)
+    qid: str = Field(description="The qubit or pair; empty only for a run without parameters.")
     started_at: UtcDatetime
     ended_at: UtcDatetime
     status: ActivityStatus
     agent: Agent
     inputs: list[InputUse] = Field(default_factory=list)
     outputs: dict[str, Measured] = Field(default_factory=dict)
+    datasets: list[DatasetEntity] = Field(
+        default_factory=list,
+        description="Raw measurements the run used; its outputs were derived from them.",
+    )
+    files: list[DatasetFileEntity] = Field(
+        default_factory=list,
+        description="Data file versions the run generated (a sync), each derived from the "
+        "datasets and from the file version before it.",
+    )
     error_message: str | None = None
 
     @model_validator(mode="after")
     def _storable(self) -> TaskRecord:
         """Refuse at build what MongoDB cannot store, naming the parameter."""
+        if (self.inputs or self.outputs) and not (self.chip_id and self.qid):
+            raise ValueError("a run that reads or writes parameters needs a chip_id and a qid")
         for name, measured in self.outputs.items():
             check_measured(name, measured, self.task_name)
         return self
@@ -258,6 +339,7 @@ class ActivitySummary(BaseModel):
     """The fields of an activity shown with a graph node."""
 
     task_name: str
+    task_type: str = "calibration"
     qid: str
     status: ActivityStatus
     execution_id: str
@@ -266,12 +348,20 @@ class ActivitySummary(BaseModel):
 
 
 class GraphNode(BaseModel):
-    """A node of a lineage or impact graph at its shortest distance from the origin."""
+    """A node of a lineage or impact graph at its shortest distance from the origin.
+
+    An entity node carries ``entity_type`` and one of ``entity`` (a parameter version),
+    ``dataset`` (a raw measurement) or ``dataset_file`` (a synced file version); an
+    activity node carries ``activity``. A node whose document is not stored has none.
+    """
 
     node_type: NodeType
     node_id: str
     depth: int
+    entity_type: EntityKind | None = None
     entity: EntitySummary | None = None
+    dataset: DatasetEntity | None = None
+    dataset_file: DatasetFileEntity | None = None
     activity: ActivitySummary | None = None
 
 
@@ -394,3 +484,25 @@ class ExecutionDetail(BaseModel):
     project_id: str
     activities: list[Activity]
     versions: list[ParameterVersion]
+
+
+class DatasetFileProvenance(BaseModel):
+    """A synced file version with the sync activity that generated it."""
+
+    file: DatasetFileEntity
+    generated_by: Activity | None = Field(
+        description="The sync activity; null if its wasGeneratedBy is missing."
+    )
+
+
+class DatasetProvenance(BaseModel):
+    """A raw measurement's provenance: itself, its synced files, what was fitted from it."""
+
+    entity_id: str
+    project_id: str
+    dataset: DatasetEntity
+    files: list[DatasetFileProvenance] = Field(description="Oldest first.")
+    derived_versions: list[ParameterVersion] = Field(
+        description="The parameter versions derived from it directly (fitted from its data)."
+    )
+    used_by: list[Activity] = Field(description="Every activity that used it, in start order.")

@@ -136,9 +136,11 @@ def record_key(record: TaskRecord) -> str:
 
 def summarize(record: TaskRecord) -> str:
     """One line naming a record: execution, task, qid and outputs."""
-    outputs = ", ".join(sorted(record.outputs)) or "no outputs"
+    outputs = (
+        ", ".join([*sorted(record.outputs), *(f.entity_id for f in record.files)]) or "no outputs"
+    )
     return (
-        f"{record.task_name} {record.status.value} for {record.qid} "
+        f"{record.task_name} {record.status.value} for {record.qid or 'no qubit'} "
         f"(execution {record.execution_id}, task run {record.task_id}; {outputs})"
     )
 

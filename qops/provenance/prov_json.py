@@ -17,7 +17,9 @@ from typing import Any
 from qops.provenance.models import (
     Activity,
     AgentType,
+    DatasetEntity,
     GraphResponse,
+    OtherEntity,
     ParameterVersion,
     RelationType,
 )
@@ -94,10 +96,43 @@ def _agent_id(agent_type: AgentType, name: str) -> str:
     return _qname(f"agent/{agent_type.value}/{name}")
 
 
+def _other_attributes(other: OtherEntity) -> dict[str, Any]:
+    """PROV-JSON attributes of a raw measurement or a synced file version."""
+    if isinstance(other, DatasetEntity):
+        attributes: dict[str, Any] = {
+            "prov:type": {"$": "qops:QCoDeSRun", "type": "prov:QUALIFIED_NAME"},
+            "prov:label": other.name,
+            "qops:guid": other.guid,
+        }
+        optional = {
+            "qops:run_id": other.run_id,
+            "qops:source_db": other.source_db,
+            "qops:experiment_name": other.experiment_name,
+            "qops:sample_name": other.sample_name,
+        }
+        attributes.update({k: v for k, v in optional.items() if v is not None})
+        return attributes
+    return {
+        "prov:type": {"$": "qops:DatasetFile", "type": "prov:QUALIFIED_NAME"},
+        "prov:location": other.location,
+        "prov:label": other.name,
+        "qops:guid": other.guid,
+        "qops:dataset_uuid": other.dataset_uuid,
+        "qops:version": other.version,
+        "qops:md5": other.md5,
+        "qops:size": other.size,
+        "qops:rows": other.rows,
+        "qops:complete": other.complete,
+        "qops:source": other.source,
+        "qops:created": {"$": other.created.isoformat(), "type": "xsd:dateTime"},
+    }
+
+
 def to_prov_json(
     graph: GraphResponse,
     versions: dict[str, ParameterVersion],
     activities: dict[str, Activity],
+    others: dict[str, OtherEntity] | None = None,
 ) -> dict[str, Any]:
     """Return ``graph`` as a PROV-JSON document (a JSON-ready dict).
 
@@ -105,7 +140,9 @@ def to_prov_json(
         graph: The lineage or impact graph.
         versions: Parameter versions of the graph's entity nodes, by entity id.
         activities: Activities of the graph's activity nodes, by activity id.
+        others: Raw measurements and synced file versions of the graph, by entity id.
     """
+    others = others or {}
     entity: dict[str, Any] = {}
     activity: dict[str, Any] = {}
     agent: dict[str, Any] = {}
@@ -133,11 +170,16 @@ def to_prov_json(
             if v.error is not None:
                 attributes["qops:error"] = _literal(v.error)
             entity[_qname(node_id)] = attributes
+        elif node_id in others:
+            entity[_qname(node_id)] = _other_attributes(others[node_id])
         elif node_id in activities:
             a = activities[node_id]
             record: dict[str, Any] = {
                 "prov:startTime": a.started_at.isoformat(),
-                "prov:type": {"$": "qops:CalibrationTask", "type": "prov:QUALIFIED_NAME"},
+                "prov:type": {
+                    "$": "qops:SyncTask" if a.task_type == "sync" else "qops:CalibrationTask",
+                    "type": "prov:QUALIFIED_NAME",
+                },
                 "qops:task_name": a.task_name,
                 "qops:task_type": a.task_type,
                 "qops:qid": a.qid,
@@ -159,6 +201,8 @@ def to_prov_json(
                 },
                 "prov:label": a.agent.name,
             }
+            if a.agent.host is not None:
+                agent[agent_id]["qops:host"] = a.agent.host
             relations["wasAssociatedWith"][_relation_id("assoc", node_id, agent_id)] = {
                 "prov:activity": _qname(node_id),
                 "prov:agent": agent_id,

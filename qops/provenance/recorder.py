@@ -14,6 +14,7 @@ moves it into the outbox and completes it there (see :meth:`Outbox.adopt_abandon
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from bson.errors import InvalidDocument
@@ -25,12 +26,18 @@ from pymongo.errors import (
     OperationFailure,
 )
 
+from qops.config import MongoSettings
 from qops.errors import MongoUnavailableError
+from qops.mongo import database
 from qops.provenance.errors import InvalidValueError
 from qops.provenance.ids import activity_id
 from qops.provenance.models import RecordResult, TaskRecord
-from qops.provenance.outbox import Failure, Outbox, ReplayReport, record_key
-from qops.provenance.repository import EntityIdCollisionError, ProvenanceRepository
+from qops.provenance.outbox import Failure, Outbox, ReplayReport, outbox_path, record_key
+from qops.provenance.repository import (
+    EntityIdCollisionError,
+    MongoProvenanceRepository,
+    ProvenanceRepository,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +75,35 @@ def classify(error: Exception) -> Failure:
     return Failure.TRANSIENT
 
 
+_INDEXED: set[tuple[str, str]] = set()
+"""Databases whose provenance indexes this process has ensured."""
+_INDEXED_LOCK = threading.Lock()
+
+
+def lazy_mongo_repository(settings: MongoSettings) -> Callable[[], ProvenanceRepository]:
+    """The repository of ``settings``'s database, connected (and indexed) on first use.
+
+    Connecting on first use lets a task run record to the outbox while MongoDB is down.
+    """
+    held: list[MongoProvenanceRepository] = []
+
+    def get() -> ProvenanceRepository:
+        if not held:
+            repository = MongoProvenanceRepository(database(settings))
+            # The unique version index is what keeps version numbers gap-free under
+            # concurrent writers, so it must exist before the first write.
+            url = settings.mongodb_url
+            key = (url.get_secret_value() if url else "", settings.mongodb_db)
+            with _INDEXED_LOCK:
+                if key not in _INDEXED:
+                    repository.ensure_indexes()
+                    _INDEXED.add(key)
+            held.append(repository)
+        return held[0]
+
+    return get
+
+
 class ProvenanceRecorder:
     """Writes task records, deferring to a durable outbox while MongoDB is unreachable.
 
@@ -83,6 +119,11 @@ class ProvenanceRecorder:
         """What the last replay did (written, dead-lettered, blocked)."""
         self.last_unreachable: str | None = None
         """Why the last replay stopped because MongoDB is unreachable, if it did."""
+
+    @classmethod
+    def mongo(cls, settings: MongoSettings) -> ProvenanceRecorder:
+        """The recorder of ``settings``'s database and its data directory's outbox."""
+        return cls(lazy_mongo_repository(settings), Outbox(outbox_path(settings.data_dir)))
 
     def record(self, record: TaskRecord) -> RecordResult:
         """Write ``record`` now if possible, else keep it in the outbox.

@@ -7,7 +7,11 @@ next to the query it serves):
   counts the writes to it (a retry of a task run rewrites its values in place);
 - ``provenance_relations``: one document per relation, ``_id`` from :func:`relation_key`
   scoped by project, so a relation is stored once however often it is written;
-- ``activities``: one document per task run, ``_id`` = activity id.
+- ``activities``: one document per task run, ``_id`` = activity id;
+- ``provenance_entities``: the entities that are not parameter versions (raw measurements,
+  ``dataset:{guid}``, and synced file versions, ``dataset-file:{uuid}:v{n}``), one document
+  per entity and project, ``_id`` = ``{project_id}|{entity_id}`` (a measurement may be
+  used in several projects).
 
 Every write is an idempotent upsert on a deterministic ``_id``; a task run is written with
 a fixed number of bulk commands whatever the number of parameters it touches. Equality on
@@ -30,11 +34,14 @@ from pymongo.errors import BulkWriteError, OperationFailure
 
 from qops.mongo import Document
 from qops.provenance.errors import ProvenanceError
-from qops.provenance.ids import activity_id, entity_id, relation_key
+from qops.provenance.ids import EntityKind, activity_id, entity_id, relation_key
 from qops.provenance.models import (
     Activity,
     ActivityStatus,
+    DatasetEntity,
+    DatasetFileEntity,
     NodeType,
+    OtherEntity,
     ParameterVersion,
     ProvenanceRelation,
     RecordResult,
@@ -56,6 +63,9 @@ logger = logging.getLogger(__name__)
 VERSIONS = "parameter_versions"
 RELATIONS = "provenance_relations"
 ACTIVITIES = "activities"
+ENTITIES = "provenance_entities"
+SYNC_TASK_TYPE = "sync"
+"""The ``task_type`` of the activity that synced a run into the catalog."""
 
 _DUPLICATE_KEY = 11000
 UNION_CHUNK = 500
@@ -181,6 +191,12 @@ class ProvenanceRepository(Protocol):
     def chip_ids(self, project_id: str) -> list[str]:
         """The chips with a recorded activity in the project, sorted (one command)."""
 
+    def other_entities_by_id(self, project_id: str, ids: Sequence[str]) -> dict[str, OtherEntity]:
+        """The datasets and file versions of a project with these entity ids (one query)."""
+
+    def dataset_files(self, project_id: str, guid: str) -> list[DatasetFileEntity]:
+        """The synced file versions of raw measurement ``guid``, oldest first (one query)."""
+
 
 class StoredDocumentError(ProvenanceError):
     """A stored provenance document lacks a field every reader needs.
@@ -261,6 +277,37 @@ def activity_from_document(document: Document) -> Activity:
     if fields.get("chip_id") is None:
         fields["chip_id"] = ""
     return Activity.model_validate(fields)
+
+
+def other_entity_from_document(document: Document) -> OtherEntity:
+    """Decode a ``provenance_entities`` document (a dataset or a dataset file version)."""
+    fields = {k: v for k, v in document.items() if k not in _ENTITY_BOOKKEEPING}
+    if document.get("entity_type") == EntityKind.DATASET_FILE.value:
+        return DatasetFileEntity.model_validate(fields)
+    return DatasetEntity.model_validate(fields)
+
+
+_ENTITY_BOOKKEEPING = {"_id", "entity_id", "entity_type", "project_id", "recorded_at"}
+
+
+def _entity_document(project_id: str, entity: OtherEntity) -> tuple[str, Document, Document]:
+    """``(_id, fields set once, fields set on every write)`` of an entity's document.
+
+    A raw measurement keeps what its first writer knew and gains what later writers add
+    (the calibration knows the experiment, the sync the source database); a file version
+    rewritten after a crash takes the new file's facts.
+    """
+    kind = EntityKind.DATASET if isinstance(entity, DatasetEntity) else EntityKind.DATASET_FILE
+    once: Document = {
+        "entity_id": entity.entity_id,
+        "entity_type": kind.value,
+        "project_id": project_id,
+        "guid": entity.guid,
+    }
+    every: Document = {
+        k: v for k, v in entity.model_dump(mode="python", exclude={"guid"}).items() if v is not None
+    }
+    return f"{project_id}|{entity.entity_id}", once, every
 
 
 def relation_from_document(document: Document) -> ProvenanceRelation:
@@ -372,6 +419,7 @@ class MongoProvenanceRepository:
         self.versions: Collection[Document] = db[VERSIONS]
         self.relations: Collection[Document] = db[RELATIONS]
         self.activity_docs: Collection[Document] = db[ACTIVITIES]
+        self.other_entities: Collection[Document] = db[ENTITIES]
 
     def ensure_indexes(self) -> None:
         """Create every index the queries below rely on (idempotent)."""
@@ -423,6 +471,12 @@ class MongoProvenanceRepository:
         self.activity_docs.create_index([("activity_id", ASCENDING)], unique=True)
         # executions and stats: activities of a project by execution.
         self.activity_docs.create_index([("project_id", ASCENDING), ("execution_id", ASCENDING)])
+        # datasets and file versions by id, once per project (also the _id).
+        self.other_entities.create_index(
+            [("project_id", ASCENDING), ("entity_id", ASCENDING)], unique=True
+        )
+        # dataset_files: the file versions of one raw measurement.
+        self.other_entities.create_index([("project_id", ASCENDING), ("guid", ASCENDING)])
 
     def _drop_index_on(self, fields: tuple[str, ...]) -> bool:
         """Drop the unique index of ``parameter_versions`` on exactly ``fields``, if any."""
@@ -538,12 +592,16 @@ class MongoProvenanceRepository:
 
         The order keeps readers safe at every point, also when the writer dies part-way:
 
-        1. the activity (its ``status`` and times);
-        2. the relations: ``used`` per input, and per new version ``wasGeneratedBy``, and
-           ``wasDerivedFrom`` to each input and to the predecessor it is planned on;
-        3. the new versions (one bulk upsert; a version appears with its activity and
-           relations already in place, and is current from then on: readers take the
-           newest open version of a chain);
+        1. the activity (its ``status`` and times), and the raw measurements it used;
+        2. the relations: ``used`` per input and raw measurement, per new version
+           ``wasGeneratedBy``, and ``wasDerivedFrom`` to each input, each raw measurement
+           and the predecessor it is planned on; per generated file version
+           ``wasGeneratedBy``, and ``wasDerivedFrom`` to each raw measurement and to the
+           file version before it;
+        3. the generated file versions, then the new parameter versions (one bulk upsert
+           each; an entity appears with its activity and relations already in place, and a
+           parameter version is current from then on: readers take the newest open
+           version of a chain);
         4. the predecessors' ``valid_until`` (until then a chain has two open versions,
            and the newer is current).
 
@@ -552,8 +610,10 @@ class MongoProvenanceRepository:
         never a version without its activity or relations. Writing the same record again
         (the recorder's write-ahead journal, an outbox replay, a retry) completes it:
         every document has a deterministic ``_id`` and is written by an idempotent upsert.
-        A completed run costs five commands (for up to :data:`UNION_CHUNK` outputs), plus
-        a look-up, a relation delete and a bulk write per round lost to concurrent writers.
+        A completed calibration run costs five commands (for up to :data:`UNION_CHUNK`
+        outputs), one more when it names raw measurements, plus a look-up, a relation
+        delete and a bulk write per round lost to concurrent writers; a sync's run (a
+        measurement used, a file version generated, no parameters) costs four.
 
         Raises:
             VersionConflictError: Concurrent writers won every numbering round.
@@ -563,10 +623,16 @@ class MongoProvenanceRepository:
         act_id = activity_id(record.execution_id, record.task_id)
         result = RecordResult(activity_id=act_id)
         self._write_activity(record, act_id)
-        if record.status is ActivityStatus.COMPLETED and record.inputs and not record.outputs:
-            # A completed run that only read (a maintenance check) records what it used.
+        completed = record.status is ActivityStatus.COMPLETED
+        if completed and record.datasets:
+            self._write_entities(record.project_id, record.datasets)
+        if completed and not record.outputs and (record.inputs or record.datasets or record.files):
+            # A completed run without parameter outputs (a maintenance check, a sync)
+            # records what it used and the files it generated.
             self._write_relations(self._relations_of(record, act_id, {}))
-        if record.status is ActivityStatus.COMPLETED and record.outputs:
+        if completed and record.files:
+            self._write_entities(record.project_id, record.files)
+        if completed and record.outputs:
             written = self._write_versions(record, act_id)
             closes = [
                 UpdateOne(
@@ -603,6 +669,24 @@ class MongoProvenanceRepository:
         document["agent"] = record.agent.model_dump(mode="json")
         # replace_one keeps the dates real dates on the embedded server (docs/mongodb.md).
         self.activity_docs.replace_one({"_id": act_id}, {"_id": act_id, **document}, upsert=True)
+
+    def _write_entities(self, project_id: str, entities: Sequence[OtherEntity]) -> None:
+        """Upsert datasets or file versions (one command; each stored once per project)."""
+        operations = []
+        for entity in entities:
+            key, once, every = _entity_document(project_id, entity)
+            operations.append(
+                UpdateOne({"_id": key}, {"$setOnInsert": once, "$set": every}, upsert=True)
+            )
+        try:
+            self.other_entities.bulk_write(operations, ordered=False)
+        except BulkWriteError as e:
+            # A concurrent writer inserted the same entity first: write ours over it.
+            errors: list[dict[str, Any]] = e.details.get("writeErrors", [])
+            if any(err.get("code") != _DUPLICATE_KEY for err in errors):
+                raise
+            retry = [operations[int(err["index"])] for err in errors]
+            self.other_entities.bulk_write(retry, ordered=False)
 
     def _write_relations(self, relations: Iterable[ProvenanceRelation]) -> None:
         """Upsert relations on their documented fields (one command; each stored once)."""
@@ -808,15 +892,25 @@ class MongoProvenanceRepository:
             )
 
         entity, activity = NodeType.ENTITY, NodeType.ACTIVITY
+        measured = [dataset.entity_id for dataset in record.datasets]
         relations = [
-            relation(RelationType.USED, act_id, activity, used.entity_id, entity)
-            for used in record.inputs
+            relation(RelationType.USED, act_id, activity, used, entity)
+            for used in dict.fromkeys([*(u.entity_id for u in record.inputs), *measured])
         ]
+        for file in record.files:
+            relations.append(
+                relation(RelationType.WAS_GENERATED_BY, file.entity_id, entity, act_id, activity)
+            )
+            sources = [*measured, file.previous_entity_id] if file.previous_entity_id else measured
+            relations.extend(
+                relation(RelationType.WAS_DERIVED_FROM, file.entity_id, entity, source, entity)
+                for source in dict.fromkeys(sources)
+            )
         for version in written.values():
             relations.append(
                 relation(RelationType.WAS_GENERATED_BY, version.entity_id, entity, act_id, activity)
             )
-            derived_from = [used.entity_id for used in record.inputs]
+            derived_from = [*(used.entity_id for used in record.inputs), *measured]
             if version.previous_entity_id is not None:
                 derived_from.append(version.previous_entity_id)
             relations.extend(
@@ -842,6 +936,32 @@ class MongoProvenanceRepository:
         query: Document = {} if project_id is None else {"project_id": {"$eq": project_id}}
         found = self.activity_docs.find(query, {"project_id": 1, "activity_id": 1})
         return {(str(doc.get("project_id")), str(doc.get("activity_id"))) for doc in found}
+
+    def all_other_entities(self, project_id: str | None = None) -> list[tuple[str, OtherEntity]]:
+        """``(project_id, entity)`` of every dataset and file version (one query)."""
+        query: Document = {} if project_id is None else {"project_id": {"$eq": project_id}}
+        return [
+            (str(doc.get("project_id")), other_entity_from_document(doc))
+            for doc in self.other_entities.find(query)
+        ]
+
+    def other_entities_by_id(self, project_id: str, ids: Sequence[str]) -> dict[str, OtherEntity]:
+        """The datasets and file versions of a project with these entity ids (one query)."""
+        wanted = [f"{project_id}|{i}" for i in dict.fromkeys(ids)]
+        if not wanted:
+            return {}
+        found = self.other_entities.find({"_id": {"$in": wanted}})
+        return {str(doc["entity_id"]): other_entity_from_document(doc) for doc in found}
+
+    def dataset_files(self, project_id: str, guid: str) -> list[DatasetFileEntity]:
+        """The synced file versions of raw measurement ``guid``, oldest first (one query)."""
+        found = self.other_entities.find({"project_id": {"$eq": project_id}, "guid": {"$eq": guid}})
+        files = [
+            entity
+            for entity in map(other_entity_from_document, found)
+            if isinstance(entity, DatasetFileEntity)
+        ]
+        return sorted(files, key=lambda f: (f.dataset_uuid, f.version))
 
     def set_valid_until(self, until: dict[str, datetime]) -> None:
         """Set ``valid_until`` of versions by entity id (one bulk write)."""
@@ -1108,7 +1228,8 @@ class MongoProvenanceRepository:
 
         With ``chip_id``, only the executions that ran a task on that chip.
         """
-        match: Document = {"project_id": {"$eq": project_id}}
+        # A sync is a task run of no execution of the lab's: it is not listed.
+        match: Document = {"project_id": {"$eq": project_id}, "task_type": {"$ne": SYNC_TASK_TYPE}}
         if chip_id is not None:
             match["chip_id"] = {"$eq": chip_id}
         rows = self.activity_docs.aggregate(
@@ -1148,4 +1269,4 @@ class MongoProvenanceRepository:
     def chip_ids(self, project_id: str) -> list[str]:
         """The chips with a recorded activity in the project, sorted (one command)."""
         chips = _distinct(self.activity_docs, "chip_id", {"project_id": {"$eq": project_id}})
-        return sorted(str(chip) for chip in chips)
+        return sorted(str(chip) for chip in chips if chip)

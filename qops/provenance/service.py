@@ -15,8 +15,9 @@ from qops.provenance.errors import (
     EntityNotFoundError,
     ExecutionNotFoundError,
     InvalidQueryError,
+    ProvenanceError,
 )
-from qops.provenance.ids import parse_entity_id
+from qops.provenance.ids import EntityKind, dataset_entity_id, entity_kind, parse_entity_id
 from qops.provenance.models import (
     Activity,
     ActivitySummary,
@@ -24,6 +25,9 @@ from qops.provenance.models import (
     ChangedParameter,
     ChangesResponse,
     CompareResponse,
+    DatasetEntity,
+    DatasetFileProvenance,
+    DatasetProvenance,
     EntitySummary,
     ExecutionDetail,
     ExecutionsResponse,
@@ -33,6 +37,7 @@ from qops.provenance.models import (
     GraphResponse,
     HistoryResponse,
     NodeType,
+    OtherEntity,
     ParameterChange,
     ParameterVersion,
     RelationType,
@@ -57,6 +62,7 @@ class _Traversal:
     graph: GraphResponse
     versions: dict[str, ParameterVersion]
     activities: dict[str, Activity]
+    others: dict[str, OtherEntity]
 
 
 def _limit(limit: int) -> int:
@@ -86,6 +92,42 @@ def _entity_summary(version: ParameterVersion) -> EntitySummary:
     )
 
 
+def _activity_summary(activity: Activity) -> ActivitySummary:
+    return ActivitySummary(
+        task_name=activity.task_name,
+        task_type=activity.task_type,
+        qid=activity.qid,
+        status=activity.status,
+        execution_id=activity.execution_id,
+        started_at=activity.started_at,
+        ended_at=activity.ended_at,
+    )
+
+
+def _node(
+    node_id: str,
+    node_type: NodeType,
+    depth: int,
+    versions: dict[str, ParameterVersion],
+    others: dict[str, OtherEntity],
+    activities: dict[str, Activity],
+) -> GraphNode:
+    """A graph node with what is stored of it."""
+    node = GraphNode(node_type=node_type, node_id=node_id, depth=depth)
+    if node_id in versions:
+        node.entity_type = EntityKind.PARAMETER
+        node.entity = _entity_summary(versions[node_id])
+    elif node_id in others:
+        other = others[node_id]
+        if isinstance(other, DatasetEntity):
+            node.entity_type, node.dataset = EntityKind.DATASET, other
+        else:
+            node.entity_type, node.dataset_file = EntityKind.DATASET_FILE, other
+    elif node_id in activities:
+        node.activity = _activity_summary(activities[node_id])
+    return node
+
+
 def delta_of(
     before: float | int | str, after: float | int | str
 ) -> tuple[float | None, float | None]:
@@ -109,6 +151,14 @@ def values_equal(before: float | int | str, after: float | int | str, rel_tol: f
     if math.isnan(old) or math.isnan(new):
         return math.isnan(old) and math.isnan(new)
     return math.isclose(old, new, rel_tol=rel_tol, abs_tol=0.0)
+
+
+def _is_parameter(node_id: str) -> bool:
+    """Whether an entity id names a parameter version (a malformed stored id counts as one)."""
+    try:
+        return entity_kind(node_id) is EntityKind.PARAMETER
+    except ProvenanceError:
+        return True
 
 
 class ProvenanceService:
@@ -205,14 +255,80 @@ class ProvenanceService:
         traversal = self._traverse(
             entity_id, max_depth, project_id, downstream=direction == "impact"
         )
-        return to_prov_json(traversal.graph, traversal.versions, traversal.activities)
+        return to_prov_json(
+            traversal.graph, traversal.versions, traversal.activities, traversal.others
+        )
+
+    def dataset(self, guid: str, project_id: str | None = None) -> DatasetProvenance:
+        """A raw measurement's provenance: its synced file versions (each with its sync
+        activity), the parameter versions fitted from it and every activity that used it.
+
+        Four commands: the entity, the relations into it, then the file versions and
+        their ``wasGeneratedBy``, and the versions and activities they name.
+
+        Raises:
+            InvalidEntityIdError: ``guid`` is empty or contains ``:``.
+            EntityNotFoundError: No such raw measurement in the project.
+        """
+        entity_id = dataset_entity_id(guid)
+        project = self._project(project_id)
+        found = self.repository.other_entities_by_id(project, [entity_id])
+        dataset = found.get(entity_id)
+        if not isinstance(dataset, DatasetEntity):
+            raise EntityNotFoundError(entity_id, project)
+        into = self.repository.relations_from(project, [entity_id], downstream=True)
+        derived = [
+            r.source_id
+            for r in into
+            if r.relation_type is RelationType.WAS_DERIVED_FROM
+            and entity_kind(r.source_id) is EntityKind.PARAMETER
+        ]
+        users = [r.source_id for r in into if r.relation_type is RelationType.USED]
+        files = self.repository.dataset_files(project, guid)
+        generated = {
+            r.source_id: r.target_id
+            for r in self.repository.relations_from(
+                project, [f.entity_id for f in files], downstream=False
+            )
+            if r.relation_type is RelationType.WAS_GENERATED_BY
+        }
+        activities = {
+            a.activity_id: a
+            for a in self.repository.activities(project, [*users, *generated.values()])
+        }
+        versions = self.repository.entities(project, derived)
+        versions.sort(key=lambda v: (v.parameter_name, v.qid, v.version))
+        return DatasetProvenance(
+            entity_id=entity_id,
+            project_id=project,
+            dataset=dataset,
+            files=[
+                DatasetFileProvenance(
+                    file=f, generated_by=activities.get(generated.get(f.entity_id, ""))
+                )
+                for f in files
+            ],
+            derived_versions=versions,
+            used_by=sorted(
+                (activities[u] for u in dict.fromkeys(users) if u in activities),
+                key=lambda a: (a.started_at, a.activity_id),
+            ),
+        )
 
     def _traverse(
         self, entity_id: str, max_depth: int, project_id: str | None, *, downstream: bool
     ) -> _Traversal:
         depth_limit = _depth(max_depth)
-        origin_version = self.entity(entity_id, project_id)
-        project = origin_version.project_id
+        origin_version: ParameterVersion | None = None
+        origin_other: OtherEntity | None = None
+        if entity_kind(entity_id) is EntityKind.PARAMETER:
+            origin_version = self.entity(entity_id, project_id)
+            project = origin_version.project_id
+        else:
+            project = self._project(project_id)
+            origin_other = self.repository.other_entities_by_id(project, [entity_id]).get(entity_id)
+            if origin_other is None:
+                raise EntityNotFoundError(entity_id, project)
         depths: dict[str, int] = {entity_id: 0}
         types: dict[str, NodeType] = {entity_id: NodeType.ENTITY}
         edges: dict[tuple[str, str, str], GraphEdge] = {}
@@ -246,44 +362,33 @@ class ProvenanceService:
                 )
             frontier = next_frontier
         entity_ids = [n for n, t in types.items() if t is NodeType.ENTITY and n != entity_id]
+        parameter_ids = [n for n in entity_ids if _is_parameter(n)]
+        other_ids = [n for n in entity_ids if not _is_parameter(n)]
         activity_ids = [n for n, t in types.items() if t is NodeType.ACTIVITY]
-        versions = {v.entity_id: v for v in self.repository.entities(project, entity_ids)}
-        versions[entity_id] = origin_version
+        versions = {v.entity_id: v for v in self.repository.entities(project, parameter_ids)}
+        # A graph without datasets costs no look-up of them.
+        others = self.repository.other_entities_by_id(project, other_ids) if other_ids else {}
+        if origin_version is not None:
+            versions[entity_id] = origin_version
+        if origin_other is not None:
+            others[entity_id] = origin_other
         activities = {a.activity_id: a for a in self.repository.activities(project, activity_ids)}
-        nodes: list[GraphNode] = []
-        for node_id, depth in depths.items():
-            if node_id == entity_id:
-                continue
-            node = GraphNode(node_type=types[node_id], node_id=node_id, depth=depth)
-            if node_id in versions:
-                node.entity = _entity_summary(versions[node_id])
-            if node_id in activities:
-                found = activities[node_id]
-                node.activity = ActivitySummary(
-                    task_name=found.task_name,
-                    qid=found.qid,
-                    status=found.status,
-                    execution_id=found.execution_id,
-                    started_at=found.started_at,
-                    ended_at=found.ended_at,
-                )
-            nodes.append(node)
+        nodes = [
+            _node(node_id, types[node_id], depth, versions, others, activities)
+            for node_id, depth in depths.items()
+            if node_id != entity_id
+        ]
         nodes.sort(key=lambda n: (n.depth, n.node_id))
         graph = GraphResponse(
             direction="impact" if downstream else "lineage",
-            origin=GraphNode(
-                node_type=NodeType.ENTITY,
-                node_id=entity_id,
-                depth=0,
-                entity=_entity_summary(origin_version),
-            ),
+            origin=_node(entity_id, NodeType.ENTITY, 0, versions, others, activities),
             nodes=nodes,
             edges=sorted(
                 edges.values(), key=lambda e: (e.source_id, e.target_id, e.relation_type.value)
             ),
             max_depth=depth_limit,
         )
-        return _Traversal(graph, versions, activities)
+        return _Traversal(graph, versions, activities, others)
 
     def compare(
         self,

@@ -45,7 +45,9 @@ from qops.export.store import LocalDirStore
 from qops.mongo import EmbeddedServer, connect, database
 from qops.provenance.config import ProvenanceSettings
 from qops.provenance.models import ActivityStatus, Agent, AgentType, Measured, TaskRecord
+from qops.provenance.recorder import ProvenanceRecorder
 from qops.provenance.repository import MongoProvenanceRepository
+from qops.sync_provenance import SyncProvenance
 from qops.timeutil import utc_now
 
 PROJECT = "console"
@@ -174,18 +176,26 @@ def record_markup(settings: MongoSettings, project_id: str = PROJECT) -> str:
     return result.entity_ids[MARKUP_PARAMETER]
 
 
-def sync_calibration_runs(settings: MongoSettings, database_path: Path, files: Path) -> int:
-    """Sync the calibrations' QCoDeS runs into the catalog (scope :data:`SCOPE`); how many."""
+def sync_calibration_runs(
+    settings: MongoSettings,
+    database_path: Path,
+    files: Path,
+    project_id: str = PROJECT,
+    source_name: str = "calibration-lab",
+) -> int:
+    """Sync the calibrations' QCoDeS runs into the catalog (scope :data:`SCOPE`), recording
+    the sync's provenance in ``project_id``; how many runs."""
     SyncSources.create(
-        name="calibration-lab",
+        name=source_name,
         backend_identifier="qcodes",
         config_data={"database_path": str(database_path), "set_up": "simulated-chip"},
         default_scope=SCOPE,
         settings=settings,
     )
-    service = SyncService(database(settings), LocalDirStore(files), SyncSettings())
+    observer = SyncProvenance(ProvenanceRecorder.mongo(settings), project_id)
+    service = SyncService(database(settings), LocalDirStore(files), SyncSettings(), observer)
     service.ensure_indexes()
-    return len(service.sync_source("calibration-lab"))
+    return len(service.sync_source(source_name))
 
 
 @dataclass
