@@ -84,8 +84,8 @@ class MeasurementResult(BaseModel):
         guid: The QCoDeS run's GUID.
         db_path: The QCoDeS database the run was written to.
         experiment_name: The QCoDeS experiment the run belongs to.
-        sample_name: The experiment's sample (the chip), if known.
         measured_at: When the measurement finished (UTC).
+        dataset: The run as provenance's raw-measurement entity.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -99,20 +99,10 @@ class MeasurementResult(BaseModel):
     guid: str
     db_path: Path
     experiment_name: str
-    sample_name: str | None = None
     measured_at: datetime
 
-    @property
-    def dataset(self) -> DatasetEntity:
-        """The run as the raw-measurement entity of provenance (``dataset:{guid}``)."""
-        return DatasetEntity(
-            guid=self.guid,
-            name=self.step.value,
-            run_id=self.run_id,
-            source_db=str(self.db_path.resolve()),
-            experiment_name=self.experiment_name,
-            sample_name=self.sample_name,
-        )
+    dataset: DatasetEntity
+    """The run as provenance's raw-measurement entity (``dataset:{guid}``)."""
 
 
 class MeasurementContext:
@@ -274,8 +264,19 @@ class MeasurementContext:
             guid=recording.guid,
             db_path=self.db_path,
             experiment_name=self.experiment_name,
-            sample_name=self.chip.name,
             measured_at=utc_now(),
+            dataset=self.dataset_of(step, recording),
+        )
+
+    def dataset_of(self, step: StepName, recording: Recording) -> DatasetEntity:
+        """A recorded run as provenance's raw-measurement entity (``dataset:{guid}``)."""
+        return DatasetEntity(
+            guid=recording.guid,
+            name=step.value,
+            run_id=recording.run_id,
+            source_db=str(self.db_path.resolve()),
+            experiment_name=self.experiment_name,
+            sample_name=self.chip.name,
         )
 
 

@@ -333,7 +333,7 @@ class RecordedCalibration:
                 named["inputs"] = used
             assert isinstance(extra, dict)
             returned = self.function(**named, **extra)
-            datasets: list[DatasetEntity] = Field(default_factory=list)
+            datasets: list[DatasetEntity] = []
             if isinstance(returned, Fitted):
                 datasets = list(returned.datasets)
                 returned = returned.outputs

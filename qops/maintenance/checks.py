@@ -41,6 +41,7 @@ from qops.maintenance.policy import MaintenancePolicy
 from qops.provenance.models import (
     ActivityStatus,
     Agent,
+    DatasetEntity,
     InputUse,
     ParameterVersion,
     TaskRecord,
@@ -76,6 +77,7 @@ class CheckResult(BaseModel):
         run_id: The QCoDeS run.
         guid: Its GUID.
         measured_at: When the check finished.
+        dataset: The run as provenance's raw-measurement entity (the check used it).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -90,6 +92,7 @@ class CheckResult(BaseModel):
     run_id: int
     guid: str
     measured_at: datetime
+    dataset: DatasetEntity | None = None
 
     @property
     def passed(self) -> bool:
@@ -531,6 +534,7 @@ def run_check(
         run_id=recording.run_id,
         guid=recording.guid,
         measured_at=utc_now(),
+        dataset=context.dataset_of(step, recording),
     )
 
 
@@ -588,7 +592,8 @@ def check_record(
     agent: Agent,
     started_at: datetime,
 ) -> TaskRecord:
-    """The provenance record of a check: an activity of type ``check`` that used ``used``.
+    """The provenance record of a check: an activity of type ``check`` that used ``used``
+    and the short QCoDeS run it measured.
 
     The activity completes (the check measured); a check that found its parameters out of
     spec, or bad data, carries the verdict and its reasons in ``error_message``
@@ -610,6 +615,7 @@ def check_record(
         status=ActivityStatus.COMPLETED,
         agent=agent,
         inputs=[InputUse.of(version) for version in used.values()],
+        datasets=[] if result.dataset is None else [result.dataset],
         error_message=message,
     )
 
