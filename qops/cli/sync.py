@@ -352,8 +352,33 @@ def _sync_recorded(name: str, api: PrefectApi) -> bool:
     return _report(name, outcomes, error)
 
 
+def _backfill_provenance(name: str | None) -> None:
+    """Record the sync provenance of datasets synced before the sync recorded it."""
+    from qops.catalog.service import SyncService
+    from qops.catalog.settings import SyncSettings
+    from qops.sync_provenance import SyncProvenance, backfill
+
+    settings = MongoSettings()
+    if name is not None:
+        SyncSources.get(name)  # a clear error for an unknown source
+    service = SyncService(database(settings), _store(None, settings), SyncSettings())
+    observer = SyncProvenance.mongo(settings)
+    report = backfill(service, observer, name)
+    typer.echo(
+        f"sync provenance: {report.recorded} file versions recorded, {report.already} "
+        f"already recorded, {len(report.skipped)} skipped (project {observer.project_id})"
+    )
+    for uuid, why in sorted(report.skipped.items()):
+        typer.echo(f"  skipped {uuid}: {why}")
+
+
 def sync(
-    args: Annotated[list[str], typer.Argument(help="NAME to sync one source, or: status [NAME].")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            help="NAME to sync one source, or: status [NAME], or: backfill-provenance [NAME]."
+        ),
+    ],
     storage_block: Annotated[
         str | None,
         typer.Option(help="Writable filesystem block for the HDF5 files (implies --engine)."),
@@ -372,6 +397,9 @@ def sync(
 ) -> None:
     """Sync a source now, or show per-run state with `status`.
 
+    `backfill-provenance [NAME]` records in provenance the sync of every dataset synced
+    before the sync recorded it (its current file version; idempotent).
+
     With a Prefect API (the configured one or the local qops server) the sync runs in this
     process and is recorded as a flow run of sync-qcodes (state, logs, artifact); with
     --engine it is a flow run under Prefect's engine. Without an API the same work runs
@@ -382,8 +410,16 @@ def sync(
             fail("usage: qops sync status [NAME]")
         _status(args[1] if len(args) == 2 else None)
         return
+    if args[0] == "backfill-provenance":
+        if len(args) > 2:
+            fail("usage: qops sync backfill-provenance [NAME]")
+        _backfill_provenance(args[1] if len(args) == 2 else None)
+        return
     if len(args) != 1:
-        fail("usage: qops sync NAME  |  qops sync status [NAME]")
+        fail(
+            "usage: qops sync NAME  |  qops sync status [NAME]  |  "
+            "qops sync backfill-provenance [NAME]"
+        )
     if follow:
         _follow(args[0], storage_block, poll)
         return

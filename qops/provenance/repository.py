@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -613,7 +614,8 @@ class MongoProvenanceRepository:
         A completed calibration run costs five commands (for up to :data:`UNION_CHUNK`
         outputs), one more when it names raw measurements, plus a look-up, a relation
         delete and a bulk write per round lost to concurrent writers; a sync's run (a
-        measurement used, a file version generated, no parameters) costs four.
+        measurement used, a file version generated, no parameters) costs four, five when
+        the file replaces an earlier version (is that one recorded?).
 
         Raises:
             VersionConflictError: Concurrent writers won every numbering round.
@@ -629,7 +631,8 @@ class MongoProvenanceRepository:
         if completed and not record.outputs and (record.inputs or record.datasets or record.files):
             # A completed run without parameter outputs (a maintenance check, a sync)
             # records what it used and the files it generated.
-            self._write_relations(self._relations_of(record, act_id, {}))
+            recorded = self._recorded_predecessors(record)
+            self._write_relations(self._relations_of(record, act_id, {}, recorded))
         if completed and record.files:
             self._write_entities(record.project_id, record.files)
         if completed and record.outputs:
@@ -669,6 +672,18 @@ class MongoProvenanceRepository:
         document["agent"] = record.agent.model_dump(mode="json")
         # replace_one keeps the dates real dates on the embedded server (docs/mongodb.md).
         self.activity_docs.replace_one({"_id": act_id}, {"_id": act_id, **document}, upsert=True)
+
+    def _recorded_predecessors(self, record: TaskRecord) -> set[str]:
+        """Which file versions replaced by ``record``'s files are recorded (one query, or
+        none when every file is a first version).
+
+        A file version synced before the sync recorded provenance has no entity: its
+        successor is not derived from it, so no relation names what is not stored.
+        """
+        wanted = [f.previous_entity_id for f in record.files if f.previous_entity_id]
+        if not wanted:
+            return set()
+        return set(self.other_entities_by_id(record.project_id, wanted))
 
     def _write_entities(self, project_id: str, entities: Sequence[OtherEntity]) -> None:
         """Upsert datasets or file versions (one command; each stored once per project)."""
@@ -872,7 +887,10 @@ class MongoProvenanceRepository:
 
     @staticmethod
     def _relations_of(
-        record: TaskRecord, act_id: str, written: dict[str, ParameterVersion]
+        record: TaskRecord,
+        act_id: str,
+        written: dict[str, ParameterVersion],
+        recorded_files: AbstractSet[str] = frozenset(),
     ) -> list[ProvenanceRelation]:
         def relation(
             kind: RelationType,
@@ -901,7 +919,10 @@ class MongoProvenanceRepository:
             relations.append(
                 relation(RelationType.WAS_GENERATED_BY, file.entity_id, entity, act_id, activity)
             )
-            sources = [*measured, file.previous_entity_id] if file.previous_entity_id else measured
+            previous = file.previous_entity_id
+            sources = measured
+            if previous is not None and previous in recorded_files:
+                sources = [*measured, previous]
             relations.extend(
                 relation(RelationType.WAS_DERIVED_FROM, file.entity_id, entity, source, entity)
                 for source in dict.fromkeys(sources)

@@ -19,6 +19,7 @@ from qops.calibration.plan import ChipSpec
 from qops.catalog.repository import DatasetRepository
 from qops.catalog.service import SyncService
 from qops.catalog.settings import SyncSettings
+from qops.catalog.sources import SyncSources
 from qops.config import MongoSettings
 from qops.export.store import LocalDirStore
 from qops.mongo import Document
@@ -34,8 +35,9 @@ from qops.provenance.repository import (
     MongoProvenanceRepository,
 )
 from qops.provenance.service import ProvenanceService
-from qops.sync_provenance import SyncProvenance
+from qops.sync_provenance import SyncProvenance, backfill
 from tests.browser.calibrated import Calibration, record_calibration, sync_calibration_runs
+from tests.cli import run_qops
 
 PROJECT = "pipeline"
 CHIP = ChipSpec(chip_id="chip-pipeline", n_qubits=1, seed=20261204)
@@ -241,3 +243,57 @@ def test_an_unknown_dataset_is_a_clear_not_found(mongo_db: Database[Document]) -
         service.dataset("aaaaaaaa-0000-0000-0000-000000000000")
     with pytest.raises(EntityNotFoundError, match="synced file version"):
         service.lineage("dataset-file:aaaaaaaa-0000-0000-0000-000000000000:v1")
+
+
+def test_runs_synced_before_provenance_are_backfilled_once_and_chain_on(
+    calibrated: tuple[Calibration, Path],
+    mongo_settings: MongoSettings,
+    mongo_db: Database[Document],
+    tmp_path: Path,
+) -> None:
+    calibration, database_path = calibrated
+    files = LocalDirStore(tmp_path / "files")
+    SyncSources.create(
+        name="legacy-lab",
+        backend_identifier="qcodes",
+        config_data={"database_path": str(database_path), "set_up": "simulated-chip"},
+        settings=mongo_settings,
+    )
+    legacy = SyncService(mongo_db, files, SyncSettings())  # as synced before: no observer
+    legacy.ensure_indexes()
+    synced = len(legacy.sync_source("legacy-lab"))
+    assert mongo_db[ENTITIES].count_documents({"entity_type": "dataset_file"}) == 0
+    # A run re-synced after the upgrade: its v2 is not derived from the unrecorded v1.
+    measured = next(iter(calibration.outcomes.values())).datasets[0]
+    assert measured.run_id is not None
+    conn = qcodes_connect(str(database_path))
+    try:
+        load_by_guid(measured.guid, conn=conn).add_metadata("reviewed_by", "a scientist")
+    finally:
+        conn.close()
+    observer = SyncProvenance(ProvenanceRecorder.mongo(mongo_settings), PROJECT)
+    upgraded = SyncService(mongo_db, files, SyncSettings(), observer)
+    upgraded.discover("legacy-lab")
+    assert upgraded.sync_run("legacy-lab", measured.run_id).file_version == 2
+    repository = MongoProvenanceRepository(mongo_db)
+    assert check(repository, PROJECT).ok  # no relation names the unrecorded v1
+    # The backfill records the current file of every other run, once.
+    report = backfill(upgraded, observer)
+    assert report.already == 1
+    assert report.recorded == synced - 1
+    assert not report.skipped
+    again = backfill(upgraded, observer)
+    assert (again.recorded, again.already) == (0, synced)
+    service = _service(mongo_db)
+    for record in DatasetRepository(mongo_db).collection.find({}):
+        found = service.dataset(record["alt_uid"])
+        assert [f.file.version for f in found.files] == [record["files"][-1]["version"]]
+        assert found.files[0].generated_by is not None
+    assert check(repository, PROJECT).ok
+    # The command a lab runs once after upgrading says what it did.
+    ran = run_qops("sync", "backfill-provenance", "legacy-lab", env={"QOPS_PROJECT_ID": PROJECT})
+    assert ran.returncode == 0, ran.stderr
+    assert f"0 file versions recorded, {synced} already recorded, 0 skipped" in ran.stdout
+    unknown = run_qops("sync", "backfill-provenance", "no-such-source")
+    assert unknown.returncode != 0
+    assert "no-such-source" in unknown.stderr
