@@ -5,7 +5,7 @@ Run as a script by ``test_crash_safety.py``::
     python killed_writer.py <mongodb_url> <db> <outbox_path> <kill_at> <record_json>
 
 It records ``record_json`` (an encoded :class:`TaskRecord`) through a
-:class:`ProvenanceRecorder` on the real server. Every command the repository's three
+:class:`ProvenanceRecorder` on the real server. Every command the repository's four
 collections send is counted; the process kills itself with ``SIGKILL`` just before command
 number ``kill_at`` (0-based), or, if ``kill_at`` equals the number of commands, just after
 the repository's last command (before the recorder forgets its journal entry). Otherwise it
@@ -82,7 +82,7 @@ def main() -> None:
     settings = MongoSettings(mongodb_url=SecretStr(url), mongodb_db=db_name)
     repository = MongoProvenanceRepository(database(settings))
     boundaries = Boundaries(int(kill_at))
-    for attribute in ("versions", "relations", "activity_docs"):
+    for attribute in ("versions", "relations", "activity_docs", "other_entities"):
         wrapped = KillingCollection(getattr(repository, attribute), boundaries)
         setattr(repository, attribute, wrapped)
     write = repository.record
