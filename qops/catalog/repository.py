@@ -102,6 +102,9 @@ class DatasetRepository:
     def ensure_indexes(self) -> None:
         # Serves "the dataset of run <guid> in <scope>" and makes alt_uid unique per scope.
         self.collection.create_index([("scope", ASCENDING), ("alt_uid", ASCENDING)], unique=True)
+        # Serves "the datasets of run <guid>, whatever the scope" (the console links a
+        # calibration's raw measurement, known by its GUID alone, to its catalog page).
+        self.collection.create_index([("alt_uid", ASCENDING)])
         # The catalog search (qops.catalog.search) sorts newest first on collected_us (the
         # exact integer key of collected, descending; see collected_key) and filters by
         # equality on tags, attribute pairs, set-up or source, then by a collected_us range

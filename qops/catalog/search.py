@@ -535,6 +535,15 @@ class CatalogQueryService:
             raise DatasetNotFoundError(f"alt_uid {alt_uid!r} in scope {scope!r}")
         return _record(document)
 
+    def datasets_of_run(self, alt_uid: str) -> list[DatasetRecord]:
+        """Return the datasets of ``alt_uid`` (a QCoDeS guid) in every scope, by scope.
+
+        A run synced by one source has one; the same run synced into several scopes has
+        one per scope. Empty if the run is not in the catalog (one query).
+        """
+        found = self.collection.find({"alt_uid": {"$eq": alt_uid}})
+        return sorted(map(_record, found), key=lambda record: record.scope)
+
     def file(self, uuid: str, version: int | None = None) -> DatasetFile:
         """Return the dataset's latest file version (or ``version``) and where it is.
 

@@ -4,6 +4,8 @@
   collected range), facet counts that link to the narrowed search, the results newest
   first, the total and a link to the next page (the catalog's cursor). No script needed.
 - ``GET /console/datasets/{uuid}``: every field of the record, its file versions, the
+  provenance of its run (each file version's sync, the parameter versions fitted from
+  the run, links to its lineage and impact), the
   download link (``/datasets/{uuid}/file``) and the plot, which ``datasets-plot.js``
   fetches from the endpoint below (no inline script: the content security policy).
 - ``GET /console/datasets/{uuid}/plot``: the plot as JSON, reduced on the server to the
@@ -33,8 +35,11 @@ from qops.catalog.models import DatasetRecord, DatasetStatus
 from qops.catalog.search import DatasetFile, DatasetPage, DatasetQuery
 from qops.console.plotly_css import plotly_style_ids
 from qops.console.plotting import MAX_PIXELS, MIN_PIXELS, parse_slices, plot_data
+from qops.console.provenance_views import entity_url, format_time, format_value
 from qops.console.templating import render
 from qops.errors import QopsError
+from qops.provenance.errors import EntityNotFoundError, InvalidEntityIdError
+from qops.provenance.service import ProvenanceService
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ class DatasetCatalog(Protocol):
     def file(self, uuid: str, version: int | None = None) -> DatasetFile: ...
 
     def open_dataset(self, uuid: str, version: int | None = None) -> xr.Dataset | xr.DataTree: ...
+
+    def datasets_of_run(self, alt_uid: str) -> list[DatasetRecord]: ...
 
 
 class ConsoleParameterError(QopsError):
@@ -314,6 +321,48 @@ def _file_problem(catalog: DatasetCatalog, record: DatasetRecord) -> str | None:
     return None
 
 
+def _provenance(request: Request, record: DatasetRecord) -> dict[str, object] | None:
+    """The provenance section of a dataset page: its run's synced file versions with their
+    sync, the parameter versions fitted from the run, links to its graphs; ``None`` if
+    nothing is recorded of the run (one provenance query of four commands)."""
+    service: ProvenanceService = request.app.state.provenance_service
+    try:
+        found = service.dataset(record.alt_uid)
+    except (EntityNotFoundError, InvalidEntityIdError):
+        return None
+    files = []
+    for f in found.files:
+        if f.file.dataset_uuid != record.uuid:
+            continue  # the same run synced into another scope
+        sync = f.generated_by
+        files.append(
+            {
+                "version": f.file.version,
+                "url": entity_url(f.file.entity_id),
+                "synced": "" if sync is None else format_time(sync.started_at),
+                "source": f.file.source,
+                "host": "" if sync is None or sync.agent is None else sync.agent.host or "",
+                "agent": "" if sync is None or sync.agent is None else sync.agent.name,
+            }
+        )
+    return {
+        "files": files,
+        "derived": [
+            {
+                "label": f"{v.parameter_name} {v.qid} v{v.version}",
+                "value": format_value(v.value),
+                "unit": v.unit,
+                "task": v.task_name,
+                "url": entity_url(v.entity_id),
+            }
+            for v in found.derived_versions
+        ],
+        "raw_url": entity_url(found.entity_id),
+        "impact_url": entity_url(found.entity_id, "impact"),
+        "lineage_url": entity_url(found.entity_id, "lineage"),
+    }
+
+
 @router.get("/{uuid}")
 def dataset_page(request: Request, uuid: str) -> Response:
     """One dataset: metadata, attributes, file versions, download link and plot."""
@@ -336,6 +385,7 @@ def dataset_page(request: Request, uuid: str) -> Response:
     context = {
         "title": record.name or record.uuid,
         "record": record,
+        "provenance": _provenance(request, record),
         "collected": _when(record.collected),
         "synced_at": _when(record.synced_at),
         "attributes": sorted(record.attributes.items()),

@@ -8,16 +8,20 @@ computed by :mod:`qops.console.provenance_views`. Unknown ids raise qops "not fo
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from qops.catalog.models import DatasetRecord
 from qops.console.errors import UnknownParameterError
 from qops.console.plotly_css import plotly_style_ids, plotly_stylesheet
 from qops.console.provenance_views import (
     EDGE_STYLES,
+    NODE_STYLES,
     Direction,
+    RawMeasurement,
+    dataset_url,
     entity_url,
     execution_rows,
     execution_url,
@@ -29,15 +33,26 @@ from qops.console.provenance_views import (
     history_rows,
     node_rows,
     parameter_url,
+    raw_measurement,
     render_svg,
+    run_label,
 )
 from qops.console.templating import render
+from qops.provenance.ids import EntityKind, dataset_entity_id, entity_kind
+from qops.provenance.models import DatasetEntity
 from qops.provenance.service import MAX_DEPTH, MAX_LIMIT, ProvenanceService
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 Depth = Annotated[int, Query(ge=1, le=MAX_DEPTH, description=f"Hops to follow, 1 to {MAX_DEPTH}.")]
 DirectionQuery = Annotated[Direction, Query(description="lineage (ancestors) or impact.")]
+
+
+class RunDatasets(Protocol):
+    """What the provenance pages need of the catalog
+    (:class:`qops.catalog.search.CatalogQueryService`): a run's datasets by its GUID."""
+
+    def datasets_of_run(self, alt_uid: str) -> list[DatasetRecord]: ...
 
 
 def provenance_service(request: Request) -> ProvenanceService:
@@ -78,6 +93,38 @@ def parameter_history(
     return render(request, "provenance_history.html", context)
 
 
+def _graph_context(
+    service: ProvenanceService, entity_id: str, direction: Direction, depth: int
+) -> dict[str, object]:
+    """What every entity page shows of its lineage or impact: the picture, its legend, the
+    node list and the form that changes direction and depth."""
+    if direction == "impact":
+        graph = service.impact(entity_id, depth)
+    else:
+        graph = service.lineage(entity_id, depth)
+    return {
+        "other_direction_url": entity_url(
+            entity_id, "impact" if direction == "lineage" else "lineage", depth
+        ),
+        "direction": direction,
+        "depth": depth,
+        "depths": list(range(1, 11)),
+        "max_depth": MAX_DEPTH,
+        "svg": render_svg(graph_dot(graph, depth)),
+        "node_styles": list(NODE_STYLES.values()),
+        "edge_styles": list(EDGE_STYLES.values()),
+        "nodes": node_rows(graph, depth),
+        "edge_count": len(graph.edges),
+    }
+
+
+def raw_measurements(request: Request, datasets: list[DatasetEntity]) -> list[RawMeasurement]:
+    """``datasets`` with their catalog datasets, looked up by GUID (the catalog's
+    ``alt_uid``, one query each)."""
+    catalog: RunDatasets = request.app.state.catalog_service
+    return [raw_measurement(d, catalog.datasets_of_run(d.guid)) for d in datasets]
+
+
 # The path converter keeps an id whose parts hold "/" (linked as %2F) reachable.
 @router.get("/entities/{entity_id:path}")
 def entity_page(
@@ -86,13 +133,16 @@ def entity_page(
     direction: DirectionQuery = "lineage",
     depth: Depth = 3,
 ) -> Response:
-    """One parameter version and its lineage or impact graph as a picture."""
+    """One entity and its lineage or impact graph as a picture.
+
+    A parameter version shows its value and the raw measurements it was fitted from; a raw
+    measurement (``dataset:{guid}``) or a synced file version (``dataset-file:...``) shows
+    its own fields and its catalog dataset.
+    """
     service = provenance_service(request)
+    if entity_kind(entity_id) is not EntityKind.PARAMETER:
+        return _other_entity_page(request, service, entity_id, direction, depth)
     version = service.entity(entity_id)
-    if direction == "impact":
-        graph = service.impact(entity_id, depth)
-    else:
-        graph = service.lineage(entity_id, depth)
     context = {
         "title": f"{version.parameter_name} of {version.qid}, version {version.version}",
         "version": version,
@@ -102,19 +152,50 @@ def entity_page(
         "valid_until": format_time(version.valid_until) or "current",
         "history_url": parameter_url(version.parameter_name, version.qid, version.chip_id),
         "execution_url": execution_url(version.execution_id),
-        "other_direction_url": entity_url(
-            entity_id, "impact" if direction == "lineage" else "lineage", depth
-        ),
-        "direction": direction,
-        "depth": depth,
-        "depths": list(range(1, 11)),
-        "max_depth": MAX_DEPTH,
-        "svg": render_svg(graph_dot(graph, depth)),
-        "edge_styles": list(EDGE_STYLES.values()),
-        "nodes": node_rows(graph, depth),
-        "edge_count": len(graph.edges),
+        "fitted_from": raw_measurements(request, service.fitted_from(version)),
+        **_graph_context(service, entity_id, direction, depth),
     }
     return render(request, "provenance_entity.html", context)
+
+
+def _other_entity_page(
+    request: Request,
+    service: ProvenanceService,
+    entity_id: str,
+    direction: Direction,
+    depth: int,
+) -> Response:
+    entity = service.other_entity(entity_id)
+    context: dict[str, object]
+    if isinstance(entity, DatasetEntity):
+        provenance = service.dataset(entity.guid)
+        context = {
+            "title": f"Raw measurement {run_label(entity)}",
+            "raw": raw_measurements(request, [entity])[0],
+            "derived": [
+                {
+                    "label": f"{v.parameter_name} {v.qid} v{v.version}",
+                    "value": format_value(v.value),
+                    "unit": v.unit,
+                    "url": entity_url(v.entity_id),
+                }
+                for v in provenance.derived_versions
+            ],
+        }
+    else:
+        context = {
+            "title": f"{entity.name}, file version {entity.version}",
+            "file": entity,
+            "created": format_time(entity.created),
+            "catalog_url": dataset_url(entity.dataset_uuid),
+            "dataset_url": entity_url(dataset_entity_id(entity.guid)),
+            "previous_url": None
+            if entity.previous_entity_id is None
+            else entity_url(entity.previous_entity_id),
+        }
+    context["entity_id"] = entity_id
+    context.update(_graph_context(service, entity_id, direction, depth))
+    return render(request, "provenance_dataset_entity.html", context)
 
 
 @router.get("/executions")

@@ -20,7 +20,11 @@ from urllib.parse import quote, urlencode
 import graphviz
 from markupsafe import Markup
 
+from qops.catalog.models import DatasetRecord
+from qops.provenance.ids import EntityKind
 from qops.provenance.models import (
+    DatasetEntity,
+    DatasetFileEntity,
     ExecutionSummary,
     GraphNode,
     GraphResponse,
@@ -63,6 +67,55 @@ def execution_url(execution_id: str) -> str:
 def dataset_url(uuid: str) -> str:
     """The page of one catalog dataset."""
     return f"/console/datasets/{segment(uuid)}"
+
+
+def quick_look_url(uuid: str) -> str:
+    """The quick-look plot on the page of one catalog dataset."""
+    return f"{dataset_url(uuid)}#quick-look"
+
+
+def run_label(dataset: DatasetEntity) -> str:
+    """A raw measurement as people name it: ``name (run 7)``; the GUID if it has neither."""
+    if dataset.run_id is None:
+        return dataset.name or dataset.guid
+    return f"{dataset.name or 'run'} (run {dataset.run_id})"
+
+
+@dataclass(frozen=True)
+class CatalogLink:
+    """A catalog dataset of a raw measurement: its page and, if it has a file, its plot."""
+
+    scope: str
+    url: str
+    plot_url: str | None
+
+
+@dataclass(frozen=True)
+class RawMeasurement:
+    """A raw measurement as the console shows it, with its catalog datasets (if synced)."""
+
+    dataset: DatasetEntity
+    label: str
+    url: str
+    catalog: list[CatalogLink]
+
+
+def raw_measurement(dataset: DatasetEntity, records: Sequence[DatasetRecord]) -> RawMeasurement:
+    """``dataset`` with links to its provenance page and to ``records``, its catalog datasets
+    (none: not synced yet)."""
+    return RawMeasurement(
+        dataset=dataset,
+        label=run_label(dataset),
+        url=entity_url(dataset.entity_id),
+        catalog=[
+            CatalogLink(
+                scope=r.scope,
+                url=dataset_url(r.uuid),
+                plot_url=quick_look_url(r.uuid) if r.files else None,
+            )
+            for r in records
+        ],
+    )
 
 
 def format_value(value: ParameterValue | None) -> str:
@@ -188,23 +241,45 @@ class EdgeStyle:
 
 EDGE_STYLES: dict[RelationType, EdgeStyle] = {
     RelationType.WAS_GENERATED_BY: EdgeStyle(
-        RelationType.WAS_GENERATED_BY, "#1f6fb2", "solid", "version → the task run that wrote it"
+        RelationType.WAS_GENERATED_BY,
+        "#1f6fb2",
+        "solid",
+        "entity → the task run or sync that wrote it",
     ),
     RelationType.USED: EdgeStyle(
-        RelationType.USED, "#c0392b", "dashed", "task run → an input version it read"
+        RelationType.USED, "#c0392b", "dashed", "activity → an input version or run it read"
     ),
     RelationType.WAS_DERIVED_FROM: EdgeStyle(
         RelationType.WAS_DERIVED_FROM,
         "#6b6b6b",
         "dotted",
-        "version → an input or the previous version",
+        "entity → an input, the run it was fitted from, the previous version",
     ),
 }
 """Colour and line of each relation kind, shared by the picture and its legend."""
 
+
+@dataclass(frozen=True)
+class NodeStyle:
+    """How one kind of node is drawn (and shown in the legend)."""
+
+    kind: str
+    shape: str
+    fill: str
+    meaning: str
+
+
+NODE_STYLES: dict[EntityKind | NodeType, NodeStyle] = {
+    EntityKind.PARAMETER: NodeStyle("parameter", "ellipse", "#fdf3c4", "parameter version"),
+    EntityKind.DATASET: NodeStyle("dataset", "cylinder", "#cdebd3", "raw measurement (QCoDeS run)"),
+    EntityKind.DATASET_FILE: NodeStyle(
+        "dataset_file", "note", "#e4d9f2", "synced data file version"
+    ),
+    NodeType.ACTIVITY: NodeStyle("activity", "box", "#cfe3f7", "task run or sync (activity)"),
+}
+"""Shape and fill of each node kind, shared by the picture and its legend."""
+
 _ORIGIN_FILL = "#ffe08a"
-_ENTITY_FILL = "#fdf3c4"
-_ACTIVITY_FILL = "#cfe3f7"
 
 
 def _label_text(text: str) -> str:
@@ -226,7 +301,35 @@ def _label(lines: Sequence[str]) -> str:
     return label
 
 
+def _node_style(node: GraphNode) -> NodeStyle:
+    if node.node_type is NodeType.ACTIVITY:
+        return NODE_STYLES[NodeType.ACTIVITY]
+    return NODE_STYLES[node.entity_type or EntityKind.PARAMETER]
+
+
+def _node_class(node: GraphNode, origin: bool) -> str:
+    """The SVG class of a node: ``origin``, ``entity`` or ``activity``, then ``dataset`` or
+    ``dataset_file`` for the non-parameter entities (so pages and tests can select them)."""
+    kind = "origin" if origin else node.node_type.value
+    extra = node.entity_type if node.entity_type not in (None, EntityKind.PARAMETER) else None
+    return kind if extra is None else f"{kind} {extra.value}"
+
+
+def _dataset_lines(dataset: DatasetEntity) -> list[str]:
+    where = dataset.source_db.replace("\\", "/").rsplit("/", 1)[-1] if dataset.source_db else ""
+    run = "run" if dataset.run_id is None else f"run {dataset.run_id}"
+    return [dataset.name or dataset.guid, f"{run} · {where}" if where else run]
+
+
+def _file_lines(file: DatasetFileEntity) -> list[str]:
+    return [file.name, f"file v{file.version} · {file.rows} rows"]
+
+
 def _entity_lines(node: GraphNode) -> list[str]:
+    if node.dataset is not None:
+        return _dataset_lines(node.dataset)
+    if node.dataset_file is not None:
+        return _file_lines(node.dataset_file)
     summary = node.entity
     if summary is None:
         return [node.node_id]
@@ -264,9 +367,12 @@ def _node_url(node: GraphNode, direction: Direction, depth: int) -> str:
 def graph_dot(graph: GraphResponse, depth: int) -> graphviz.Digraph:
     """The Graphviz graph of a lineage or impact answer.
 
-    Entities are ellipses (the origin filled darker), activities boxes; each relation kind
-    has the colour and line of :data:`EDGE_STYLES`. Every node links to its page: entities
-    to their entity page (same direction and depth), activities to their execution.
+    Each node kind has the shape and fill of :data:`NODE_STYLES` (parameter versions are
+    ellipses, raw measurements cylinders, file versions notes, activities boxes; the origin
+    is filled darker and outlined thicker); each relation kind has the colour and line of
+    :data:`EDGE_STYLES`. Every node links to its page: entities to their entity page (same
+    direction and depth; a raw measurement's links on to its catalog dataset), activities
+    to their execution.
     """
     dot = graphviz.Digraph(name="provenance", engine="dot")
     dot.attr(rankdir="LR", bgcolor="transparent", fontname="Helvetica", nodesep="0.25")
@@ -278,18 +384,19 @@ def graph_dot(graph: GraphResponse, depth: int) -> graphviz.Digraph:
         names[node.node_id] = name
         is_entity = node.node_type is NodeType.ENTITY
         lines = _entity_lines(node) if is_entity else _activity_lines(node)
-        fill = _ORIGIN_FILL if node is graph.origin else _ENTITY_FILL
+        node_style = _node_style(node)
+        origin = node is graph.origin
         dot.node(
             name,
             label=_label(lines),
             tooltip=_safe(node.node_id),
             URL=_node_url(node, graph.direction, depth),
             target="_top",
-            shape="ellipse" if is_entity else "box",
-            fillcolor=fill if is_entity else _ACTIVITY_FILL,
+            shape=node_style.shape,
+            fillcolor=_ORIGIN_FILL if origin else node_style.fill,
             id=f"node_{index}",
-            **{"class": "origin" if node is graph.origin else node.node_type.value},
-            **({"penwidth": "2"} if node is graph.origin else {}),
+            **{"class": _node_class(node, origin)},
+            **({"penwidth": "2"} if origin else {}),
         )
     for edge in graph.edges:
         source, target = names.get(edge.source_id), names.get(edge.target_id)
@@ -343,7 +450,7 @@ def node_rows(graph: GraphResponse, depth: int) -> list[NodeRow]:
         lines = _entity_lines(node) if is_entity else _activity_lines(node)
         rows.append(
             NodeRow(
-                kind=node.node_type.value,
+                kind=_node_style(node).meaning,
                 label=" · ".join(lines),
                 depth=node.depth,
                 url=_node_url(node, graph.direction, depth),

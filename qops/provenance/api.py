@@ -22,6 +22,7 @@ from qops.mongo import UNREACHABLE_ERRORS, unavailable
 from qops.provenance.models import (
     ChangesResponse,
     CompareResponse,
+    DatasetProvenance,
     ExecutionsResponse,
     GraphResponse,
     HistoryResponse,
@@ -62,6 +63,24 @@ EntityId = Annotated[
         "(sent as is or as %2F).",
         # Declared, and checked by the service (a 422 naming the malformed id).
         json_schema_extra={"pattern": ENTITY_ID_PATTERN},
+    ),
+]
+GRAPH_ID_PATTERN = "^(?:[^:]+:[^:]+:[^:]+:[^:]+|dataset:[^:]+|dataset-file:[^:]+:v[0-9]+)$"
+"""A parameter version's id, ``dataset:{guid}`` or ``dataset-file:{dataset_uuid}:v{n}``."""
+GraphEntityId = Annotated[
+    str,
+    Path(
+        description="A parameter version ({parameter_name}:{qid}:{execution_id}:{task_id}), "
+        "a raw measurement (dataset:{guid}) or a synced file version "
+        "(dataset-file:{dataset_uuid}:v{version}); a part may contain '/'.",
+        json_schema_extra={"pattern": GRAPH_ID_PATTERN},
+    ),
+]
+Guid = Annotated[
+    str,
+    Path(
+        description="The QCoDeS GUID of the run; it may contain '/' but not ':'.",
+        json_schema_extra={"pattern": "^[^:]+$"},
     ),
 ]
 MaxDepth = Annotated[
@@ -109,6 +128,17 @@ def get_entity(
     return service.entity(entity_id, project_id)
 
 
+@router.get(
+    "/datasets/{guid:path}",
+    response_model=DatasetProvenance,
+    responses=error_responses(404, 422, 503),
+)
+def get_dataset(guid: Guid, service: Service, project_id: ProjectId = None) -> DatasetProvenance:
+    """A raw measurement (QCoDeS run): its synced file versions with their sync activity,
+    the parameter versions fitted from it and the activities that used it."""
+    return service.dataset(guid, project_id)
+
+
 @router.get("/history", response_model=HistoryResponse, responses=error_responses(422, 503))
 def get_history(
     parameter_name: Annotated[str, Query(min_length=1)],
@@ -140,7 +170,7 @@ def _graph_response(
 
 @router.get("/lineage/{entity_id:path}", response_model=GraphResponse, responses=_GRAPH_RESPONSES)
 def get_lineage(
-    entity_id: EntityId,
+    entity_id: GraphEntityId,
     service: Service,
     max_depth: MaxDepth = 5,
     project_id: ProjectId = None,
@@ -152,7 +182,7 @@ def get_lineage(
 
 @router.get("/impact/{entity_id:path}", response_model=GraphResponse, responses=_GRAPH_RESPONSES)
 def get_impact(
-    entity_id: EntityId,
+    entity_id: GraphEntityId,
     service: Service,
     max_depth: MaxDepth = 5,
     project_id: ProjectId = None,

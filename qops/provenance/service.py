@@ -14,6 +14,7 @@ from typing import Any, Literal
 from qops.provenance.errors import (
     EntityNotFoundError,
     ExecutionNotFoundError,
+    InvalidEntityIdError,
     InvalidQueryError,
     ProvenanceError,
 )
@@ -314,6 +315,37 @@ class ProvenanceService:
                 key=lambda a: (a.started_at, a.activity_id),
             ),
         )
+
+    def other_entity(self, entity_id: str, project_id: str | None = None) -> OtherEntity:
+        """Return one raw measurement (``dataset:{guid}``) or synced file version
+        (``dataset-file:{uuid}:v{n}``).
+
+        Raises:
+            InvalidEntityIdError: ``entity_id`` is malformed or names a parameter version.
+            EntityNotFoundError: No such entity in the project.
+        """
+        if entity_kind(entity_id) is EntityKind.PARAMETER:
+            raise InvalidEntityIdError(entity_id, "names a parameter version, not a dataset")
+        project = self._project(project_id)
+        found = self.repository.other_entities_by_id(project, [entity_id]).get(entity_id)
+        if found is None:
+            raise EntityNotFoundError(entity_id, project)
+        return found
+
+    def fitted_from(self, version: ParameterVersion) -> list[DatasetEntity]:
+        """The raw measurements ``version`` was derived from (the runs it was fitted to).
+
+        Two commands: the relations out of it, the datasets they name; ordered by run id.
+        """
+        project = version.project_id
+        targets = [
+            r.target_id
+            for r in self.repository.relations_from(project, [version.entity_id], downstream=False)
+            if r.relation_type is RelationType.WAS_DERIVED_FROM and not _is_parameter(r.target_id)
+        ]
+        found = self.repository.other_entities_by_id(project, targets) if targets else {}
+        datasets = [e for e in found.values() if isinstance(e, DatasetEntity)]
+        return sorted(datasets, key=lambda d: (d.run_id is None, d.run_id or 0, d.guid))
 
     def _traverse(
         self, entity_id: str, max_depth: int, project_id: str | None, *, downstream: bool

@@ -131,6 +131,35 @@ def test_lineage_picture_shows_nodes_and_clicking_one_opens_it(
     browser.wait_for(lambda d: d.current_url.endswith("/console/executions/calibration-2"))
 
 
+def test_fitted_from_leads_to_the_runs_plot_and_back_to_what_was_fitted_from_it(
+    served: Served, browser: ConsoleBrowser
+) -> None:
+    entity = served.lab.after.entity_id("t1", "Q0")
+    browser.open(served.server.page(_entity_path(entity, "?depth=1")), "entity-fitted-from")
+    fitted = browser.driver.find_element(By.ID, "fitted-from")
+    assert "CheckT1" in fitted.text
+    # The run is drawn as a raw measurement, a kind of its own in the legend.
+    datasets = browser.driver.find_elements(By.CSS_SELECTOR, "#graph g.node.dataset")
+    assert len(datasets) == 1
+    assert "CheckT1" in datasets[0].text
+    assert "raw measurement (QCoDeS run)" in browser.driver.find_element(By.ID, "legend").text
+    # Quick look: the catalog dataset page of the run, its plot drawn.
+    fitted.find_element(By.CSS_SELECTOR, "a.quick-look").click()
+    browser.wait_for(lambda d: "/console/datasets/" in d.current_url)
+    browser.wait_for(lambda d: d.find_element(By.ID, "plot").get_attribute("data-plot-drawn"))
+    provenance = browser.driver.find_element(By.ID, "provenance")
+    assert "calibration-lab" in provenance.text
+    assert "t1 Q0 v2" in provenance.text
+    browser.screenshot("dataset-provenance")
+    # Its impact: the raw measurement's page with the version fitted from it.
+    provenance.find_element(By.ID, "provenance-impact").click()
+    browser.wait_for(lambda d: "direction=impact" in d.current_url)
+    graph = browser.driver.find_element(By.ID, "graph")
+    assert "t1 Q0 v2" in graph.text
+    assert browser.driver.find_elements(By.CSS_SELECTOR, "#graph g.node.origin.dataset")
+    assert browser.driver.find_elements(By.CSS_SELECTOR, "#graph g.node.dataset_file")
+
+
 def test_depth_selector_and_impact_direction_change_the_picture(
     served: Served, browser: ConsoleBrowser
 ) -> None:

@@ -245,6 +245,18 @@ def test_get_and_get_by_alt_uid_return_the_record(
         service.get("no-such-id")
 
 
+def test_datasets_of_run_finds_the_run_in_every_scope(
+    mongo_db: Database[Document], service: CatalogQueryService
+) -> None:
+    """The console knows a raw measurement by its GUID alone, not by its scope."""
+    in_b = record(7, scope="scope-b")
+    in_a = record(7, scope="scope-a")
+    other = record(8, scope="scope-a")
+    save(mongo_db, in_b, in_a, other)
+    assert service.datasets_of_run(in_a.alt_uid) == [in_a, in_b]
+    assert service.datasets_of_run("guid-unknown") == []
+
+
 def test_search_bad_cursor_and_attributes_name_the_parameter(
     service: CatalogQueryService,
 ) -> None:

@@ -40,7 +40,8 @@ from qops.catalog.search import CatalogQueryService, DatasetQuery
 from qops.console.app import ConsoleServices, create_app
 from qops.console.auth import ConsoleAuth
 from qops.mongo import Document
-from qops.provenance.models import Measured
+from qops.provenance.api import GRAPH_ID_PATTERN
+from qops.provenance.models import DatasetEntity, Measured
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from tests.integration.catalog.catalog_records import T0, record, save
@@ -59,6 +60,10 @@ OPAQUE = {"cursor"}
 """Parameters only the API itself makes: a positive case always carries a real one."""
 EXAMPLES = 12
 """Generated cases per operation and mode: the whole test stays within a few tens of s."""
+MEASURED = DatasetEntity(
+    guid="aaaaaaaa-0000-0000-0000-00000000fit1", name="ramsey", run_id=3, source_db="lab.db"
+)
+"""A raw measurement a recorded version was fitted from."""
 
 
 def _history(mongo_db: Database[Document]) -> dict[str, list[Any]]:
@@ -70,6 +75,9 @@ def _history(mongo_db: Database[Document]) -> dict[str, list[Any]]:
     slashed = repository.record(
         make_record("run/7", "t/8", {"t2_echo": Measured(value=8e-5, unit="s")})
     )
+    # A version fitted from a raw measurement, so /provenance/datasets/{guid} answers 200.
+    fitted = make_record("exec-3", "t", {"t2_ramsey": Measured(value=2e-5, unit="s")})
+    repository.record(fitted.model_copy(update={"datasets": [MEASURED]}))
     return {
         "entity_id": [
             *(first[name] for name in ("qubit_frequency", "rabi_amplitude", "t1")),
@@ -81,6 +89,7 @@ def _history(mongo_db: Database[Document]) -> dict[str, list[Any]]:
         "parameter_name": ["t1", "qubit_frequency"],
         "qid": ["Q0"],
         "project_id": [PROJECT],
+        "guid": [MEASURED.guid],
     }
 
 
@@ -218,6 +227,7 @@ def test_openapi_fuzzed_every_answer_is_declared_and_conforms(
         ("GET /provenance/lineage/{entity_id}", 200, "application/prov+json"),
         ("GET /provenance/impact/{entity_id}", 200, "application/prov+json"),
         ("GET /provenance/compare", 200, "application/json"),
+        ("GET /provenance/datasets/{guid}", 200, "application/json"),
         ("GET /provenance/history", 200, "application/json"),
         ("GET /datasets/{uuid}", 200, "application/json"),
         ("GET /datasets/{uuid}/file", 200, "application/x-hdf5"),
@@ -273,7 +283,7 @@ def test_openapi_declares_every_error_status_and_enforced_bound(
     api = {
         k: v for k, v in operations.items() if k.startswith(("GET /provenance", "GET /datasets"))
     }
-    assert len(api) == 12
+    assert len(api) == 13
     for label, operation in api.items():
         assert {"422", "503"} <= set(operation["responses"]), label
         unprocessable = operation["responses"]["422"]["content"]["application/json"]["schema"]
@@ -283,6 +293,7 @@ def test_openapi_declares_every_error_status_and_enforced_bound(
         "GET /provenance/lineage/{entity_id}",
         "GET /provenance/impact/{entity_id}",
         "GET /provenance/compare",
+        "GET /provenance/datasets/{guid}",
         "GET /datasets/{uuid}",
         "GET /datasets/by-alt-uid",
         "GET /datasets/{uuid}/file",
@@ -295,7 +306,9 @@ def test_openapi_declares_every_error_status_and_enforced_bound(
     }
     assert _query(lineage, "max_depth")["minimum"] == 1
     assert _query(lineage, "project_id")["minLength"] == 1
-    assert _query(lineage, "entity_id")["pattern"] == "^[^:]+:[^:]+:[^:]+:[^:]+$"
+    assert _query(lineage, "entity_id")["pattern"] == GRAPH_ID_PATTERN
+    entity = operations["GET /provenance/entities/{entity_id}"]
+    assert _query(entity, "entity_id")["pattern"] == "^[^:]+:[^:]+:[^:]+:[^:]+$"
     assert _query(operations["GET /provenance/executions"], "limit")["minimum"] == 1
     changes = operations["GET /provenance/changes"]
     assert _query(changes, "within_hours")["exclusiveMinimum"] == 0

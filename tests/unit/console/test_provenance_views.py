@@ -13,6 +13,7 @@ from qops.backend.state import StateMarks
 from qops.console.chip_views import chip_parameters, state_view
 from qops.console.plotly_css import plotly_stylesheet, rules_of
 from qops.console.provenance_views import (
+    NODE_STYLES,
     entity_url,
     execution_rows,
     format_delta,
@@ -23,9 +24,12 @@ from qops.console.provenance_views import (
     render_svg,
 )
 from qops.protocol.messages import BackendState
+from qops.provenance.ids import EntityKind
 from qops.provenance.models import (
     ActivityStatus,
     ActivitySummary,
+    DatasetEntity,
+    DatasetFileEntity,
     EntitySummary,
     ExecutionSummary,
     GraphEdge,
@@ -161,6 +165,62 @@ def test_graph_dot_draws_nodes_with_links_and_relation_styles() -> None:
     assert "style=solid" in source  # wasGeneratedBy
     assert "style=dotted" in source  # wasDerivedFrom
     assert "tooltip=wasGeneratedBy" in source
+
+
+def _with_raw_measurement(name: str = "CheckT1") -> GraphResponse:
+    """The graph of :func:`_graph` with the run the origin was fitted from and its file."""
+    graph = _graph()
+    raw = DatasetEntity(guid="g-1", name=name, run_id=7, source_db="C:\\lab\\fridge.db")
+    file = DatasetFileEntity(
+        dataset_uuid="u-1",
+        guid="g-1",
+        version=2,
+        name="g-1.h5",
+        location="/data/g-1.h5",
+        md5="0" * 32,
+        size=10,
+        rows=61,
+        complete=True,
+        created=T0,
+        source="lab",
+    )
+    nodes = [
+        GraphNode(
+            node_type=NodeType.ENTITY,
+            node_id=raw.entity_id,
+            depth=1,
+            entity_type=EntityKind.DATASET,
+            dataset=raw,
+        ),
+        GraphNode(
+            node_type=NodeType.ENTITY,
+            node_id=file.entity_id,
+            depth=2,
+            entity_type=EntityKind.DATASET_FILE,
+            dataset_file=file,
+        ),
+    ]
+    return graph.model_copy(update={"nodes": [*graph.nodes, *nodes]})
+
+
+def test_graph_dot_draws_runs_and_file_versions_as_their_own_kinds() -> None:
+    source = graph_dot(_with_raw_measurement(), depth=2).source
+    run = next(line for line in source.splitlines() if "dataset%3Ag-1" in line)
+    assert "shape=cylinder" in run
+    assert f'fillcolor="{NODE_STYLES[EntityKind.DATASET].fill}"' in run
+    assert 'class="entity dataset"' in run
+    assert "CheckT1\\nrun 7 · fridge.db" in run  # the database file, not its folders
+    assert 'URL="/console/entities/dataset%3Ag-1?direction=lineage&depth=2"' in run
+    file = next(line for line in source.splitlines() if "dataset-file%3Au-1%3Av2" in line)
+    assert "shape=note" in file
+    assert 'class="entity dataset_file"' in file
+    assert "g-1.h5\\nfile v2 · 61 rows" in file
+
+
+def test_render_svg_escapes_markup_in_a_run_name() -> None:
+    svg = str(render_svg(graph_dot(_with_raw_measurement("<img src=x>"), depth=1)))
+    assert "<img" not in svg
+    assert "&lt;img src=x&gt;" in svg
 
 
 def test_render_svg_escapes_markup_labels_and_keeps_backslashes_and_entities() -> None:
