@@ -199,15 +199,25 @@ class Outbox:
                 # Write-ahead logging: a commit is one fsync of the log (three of the file
                 # and its rollback journal otherwise); the file is qops's own.
                 connection.execute("PRAGMA journal_mode=WAL")
-                for statement in _SCHEMA:
-                    connection.execute(statement)
-                present = {str(row[1]) for row in connection.execute("PRAGMA table_info(outbox)")}
-                for column, kind in _COLUMNS.items():
-                    if column not in present:
-                        connection.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
-                connection.execute(
-                    "CREATE UNIQUE INDEX IF NOT EXISTS outbox_record_key ON outbox (record_key)"
-                )
+                # One writer at a time creates or upgrades the tables: threads and processes
+                # opening the same outbox at once would otherwise both add a missing column.
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA:
+                        connection.execute(statement)
+                    present = {
+                        str(row[1]) for row in connection.execute("PRAGMA table_info(outbox)")
+                    }
+                    for column, kind in _COLUMNS.items():
+                        if column not in present:
+                            connection.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
+                    connection.execute(
+                        "CREATE UNIQUE INDEX IF NOT EXISTS outbox_record_key ON outbox (record_key)"
+                    )
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
                 self._ready = True
             # FULL: a commit is on disk before it returns. NORMAL (in WAL mode) may lose the
             # last commits on a power loss, never corrupt the file.

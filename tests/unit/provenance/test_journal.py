@@ -3,6 +3,8 @@ abandoned ones move to the outbox once (issue 12, finding 2)."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from qops.provenance.models import Measured
@@ -40,3 +42,20 @@ def test_released_journal_entry_is_adopted_into_the_outbox_once(tmp_path: Path) 
     outbox.begin(record).release()
     assert outbox.adopt_abandoned() == 1
     assert outbox.pending() == 1
+
+
+def test_outboxes_opened_at_once_by_many_threads_all_work(tmp_path: Path) -> None:
+    """Sync threads each open the data directory's outbox; the first opens create and
+    upgrade its tables together without failing (a column added twice did)."""
+    path = tmp_path / "outbox.sqlite"
+    start = threading.Barrier(8)
+
+    def journal(n: int) -> None:
+        outbox = Outbox(path)
+        start.wait()
+        flight = outbox.begin(make_record("exec", f"t-{n}", {"t1": Measured(value=1e-5)}))
+        flight.done()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(journal, range(8)))  # re-raises a thread's error
+    assert Outbox(path).in_flight() == []
