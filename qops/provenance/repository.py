@@ -669,7 +669,8 @@ class MongoProvenanceRepository:
         )
         document = activity.model_dump(mode="python")
         document["status"] = activity.status.value
-        document["agent"] = record.agent.model_dump(mode="json")
+        # An agent without a host is stored as before the host was recorded.
+        document["agent"] = record.agent.model_dump(mode="json", exclude_none=True)
         # replace_one keeps the dates real dates on the embedded server (docs/mongodb.md).
         self.activity_docs.replace_one({"_id": act_id}, {"_id": act_id, **document}, upsert=True)
 

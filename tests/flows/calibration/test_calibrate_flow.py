@@ -25,6 +25,7 @@ from qops.calibration.report import CalibrationReport
 from qops.chip.errors import UnknownPairError, UnknownQubitError
 from qops.mongo import Document
 from qops.protocol.messages import BackendState
+from qops.provenance.ids import EntityKind, entity_kind
 from qops.provenance.repository import MongoProvenanceRepository
 from qops.provenance.service import ProvenanceService
 from qops.timeutil import as_utc
@@ -154,11 +155,13 @@ def test_calibrate_second_chip_of_project_keeps_first_chips_versions(
         chain = service.history(version.parameter_name, version.qid, chip_id="chip-two")
         assert {v.chip_id for v in chain.versions} == {"chip-two"}
         assert chain.versions[-1].previous_entity_id is None
-    # Chip two's task runs used chip two's versions only.
+    # Chip two's task runs used chip two's versions only (besides the QCoDeS runs they
+    # measured, which are no parameter versions).
     used = [
         r["target_id"]
         for r in mongo_db.provenance_relations.find({"relation_type": "used"})
         if r["execution_id"] in {v.execution_id for v in second}
+        and entity_kind(r["target_id"]) is EntityKind.PARAMETER
     ]
     assert used
     assert {service.entity(u).chip_id for u in used} == {"chip-two"}
@@ -173,6 +176,7 @@ def test_calibrate_second_chip_of_project_keeps_first_chips_versions(
         r["target_id"]
         for r in mongo_db.provenance_relations.find({"relation_type": "used"})
         if r["execution_id"] == again.execution_id
+        and entity_kind(r["target_id"]) is EntityKind.PARAMETER
     ]
     assert used_again
     assert {service.entity(u).chip_id for u in used_again} == {"chip-one"}
