@@ -48,6 +48,7 @@ from qops.provenance.models import (
     RecordResult,
     RelationType,
     TaskRecord,
+    kind_of,
 )
 from qops.provenance.values import (
     ValueType,
@@ -298,10 +299,9 @@ def _entity_document(project_id: str, entity: OtherEntity) -> tuple[str, Documen
     (the calibration knows the experiment, the sync the source database); a file version
     rewritten after a crash takes the new file's facts.
     """
-    kind = EntityKind.DATASET if isinstance(entity, DatasetEntity) else EntityKind.DATASET_FILE
     once: Document = {
         "entity_id": entity.entity_id,
-        "entity_type": kind.value,
+        "entity_type": kind_of(entity).value,
         "project_id": project_id,
         "guid": entity.guid,
     }
